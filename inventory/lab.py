@@ -1,0 +1,42 @@
+"""The lab: the mail system in inventory/lab/mail.yml on the Vagrant machines.
+
+Run `make lab` first; it writes .lab/lab.json with each machine's address and key.
+    .venv/bin/pyinfra -y inventory/lab.py deploy.py
+"""
+import json
+import sys
+from pathlib import Path
+
+from mailstack.inventory import inventory
+
+ROOT = Path(__file__).resolve().parent.parent
+try:
+    LAB = json.loads((ROOT / ".lab" / "lab.json").read_text())
+except FileNotFoundError:
+    sys.exit("mailstack: the lab is not up (no .lab/lab.json): run `make lab`")
+
+
+def _connect(name):
+    h = LAB["hosts"][name]
+    # Host keys change each time the lab is rebuilt.
+    return {"ssh_hostname": h["address"], "ssh_user": h["ssh_user"], "ssh_key": h["ssh_key"],
+            "ssh_known_hosts_file": "/dev/null", "ssh_strict_host_key_checking": "off",
+            "_sudo": True}
+
+
+_by_fqdn = {h["fqdn"]: _connect(name) for name, h in LAB["hosts"].items()}
+globals().update(inventory(
+    ROOT / "inventory" / "lab" / "mail.yml",
+    connection=_by_fqdn,
+    # "outside" stands in for the rest of the internet: example.test's own mail server.
+    extra_groups={"outside": [(LAB["hosts"]["outside"]["fqdn"],
+                               {**_connect("outside"), "fqdn": LAB["hosts"]["outside"]["fqdn"],
+                                "address": LAB["hosts"]["outside"]["address"],
+                                "mail_domain": LAB["outside_domain"]})]},
+    apt_proxy=f"http://{LAB['operator_address']}:3142",
+    resolvers=[LAB["resolver"]],
+    lab_zones={LAB["outside_domain"]: {
+        "mx": LAB["hosts"]["outside"]["fqdn"],
+        "hosts": {LAB["hosts"]["outside"]["fqdn"]: LAB["hosts"]["outside"]["address"]}}},
+    lab_network=f"{LAB['operator_address'].rsplit('.', 1)[0]}.0/24",
+))

@@ -1,0 +1,14 @@
+#!/usr/bin/env bash
+# Debian packages the operator machine needs to run the lab (run as root).
+set -euo pipefail
+packages=(vagrant vagrant-lxc lxc mmdebstrap apt-cacher-ng python3-venv openssh-client iproute2)
+missing=()
+for p in "${packages[@]}"; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+done
+if ((${#missing[@]})); then
+  apt-get update -q
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -q "${missing[@]}"
+fi
+# The package starts a system-wide apt-cacher-ng where systemd runs; the lab runs its
+# own on the lab bridge instead, so nothing else needs to listen.

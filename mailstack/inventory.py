@@ -1,0 +1,35 @@
+"""Turn a validated mail system into pyinfra inventory groups.
+
+Used from inventory files (inventory/<system>.py). The model is loaded and checked
+here, while pyinfra reads the inventory: before it connects to any host.
+"""
+import sys
+from pathlib import Path
+
+from .model import DataError, load_system
+
+
+def inventory(mail_yml, connection=None, extra_groups=None, **shared_data):
+    """pyinfra groups (one per host role) for the mail system in `mail_yml`.
+
+    connection: optional {fqdn: {pyinfra connector data}}; by default each host is
+    reached over SSH at its FQDN, or at hosts.<fqdn>.ssh in the data file.
+    extra_groups: {group: [(name, data), ...]} for hosts outside the mail system.
+    """
+    try:
+        system = load_system(Path(mail_yml))
+    except DataError as e:
+        # SystemExit passes through pyinfra untouched: one line, exit code 1.
+        sys.exit(f"mailstack: invalid mail data: {e}")
+    connection = connection or {}
+    groups = {}
+    for h in system.hosts:
+        data = {"mail": system, "fqdn": h.fqdn, "address": h.address, **shared_data}
+        ssh = {f"ssh_{k}": v for k, v in h.ssh.items()}
+        data.update(ssh or connection.get(h.fqdn, {}))
+        for role in h.roles:
+            groups.setdefault(role, []).append((h.fqdn, data))
+    for group, hosts in (extra_groups or {}).items():
+        groups.setdefault(group, []).extend(
+            (name, {"mail": system, **shared_data, **data}) for name, data in hosts)
+    return groups

@@ -1,0 +1,359 @@
+"""The mail system model: one YAML file in, one validated, typed object out.
+
+Every role reads only this model. Loading happens before pyinfra contacts any host;
+any bad input raises DataError naming the file, the field and the value.
+"""
+from __future__ import annotations
+
+import difflib
+import ipaddress
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import yaml
+
+PROTOCOLS = ("imap", "pop3")
+HOST_ROLES = ("primary_mx", "backup_mx", "backup", "dns")
+# Dovecot schemes we accept; the value after the prefix must look like that scheme.
+HASH_SCHEMES = {
+    "SHA512-CRYPT": r"\$6\$(rounds=\d+\$)?[./0-9A-Za-z]{1,16}\$[./0-9A-Za-z]{86}",
+    "SHA256-CRYPT": r"\$5\$(rounds=\d+\$)?[./0-9A-Za-z]{1,16}\$[./0-9A-Za-z]{43}",
+    "BLF-CRYPT": r"\$2[aby]\$\d\d\$[./0-9A-Za-z]{53}",
+    "ARGON2ID": r"\$argon2id\$v=\d+\$m=\d+,t=\d+,p=\d+\$[+/0-9A-Za-z]+\$[+/0-9A-Za-z]+",
+}
+CRYPT_PREFIX = {"$6$": "SHA512-CRYPT", "$5$": "SHA256-CRYPT", "$2y$": "BLF-CRYPT",
+                "$2b$": "BLF-CRYPT", "$2a$": "BLF-CRYPT", "$argon2id$": "ARGON2ID"}
+SIZE_UNITS = {"": 1, "B": 1, "K": 1024, "M": 1024**2, "G": 1024**3, "T": 1024**4}
+DOMAIN_RE = re.compile(r"^(?=.{1,253}$)([a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?\.)+[a-z][a-z0-9-]{0,61}[a-z0-9]$")
+LOCALPART_RE = re.compile(r"^[a-z0-9!#$%&'*/=?^_`{|}~-]+(\.[a-z0-9!#$%&'*/=?^_`{|}~-]+)*$")
+
+
+class DataError(Exception):
+    """Bad mail data: the message names the file, the field and the value."""
+
+    def __init__(self, file, where, message):
+        self.file, self.where = str(file), where
+        super().__init__(f"{file}: {where}: {message}" if where else f"{file}: {message}")
+
+
+@dataclass(frozen=True)
+class Host:
+    fqdn: str
+    address: str
+    roles: tuple[str, ...]
+    ssh: dict = field(default_factory=dict, hash=False, compare=False)
+
+
+@dataclass(frozen=True)
+class Domain:
+    name: str
+    quota: int
+    protocols: frozenset[str]
+    catch_all: str | None = None
+
+
+@dataclass(frozen=True)
+class Mailbox:
+    address: str
+    password_hash: str  # always with its {SCHEME} prefix
+    quota: int
+    protocols: frozenset[str]
+
+    @property
+    def domain(self):
+        return self.address.split("@", 1)[1]
+
+    @property
+    def localpart(self):
+        return self.address.split("@", 1)[0]
+
+
+@dataclass(frozen=True)
+class Alias:
+    address: str
+    targets: tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class Limits:
+    message_size: int
+    recipients: int
+
+
+@dataclass(frozen=True)
+class MailSystem:
+    name: str
+    hosts: tuple[Host, ...]
+    domains: tuple[Domain, ...]
+    mailboxes: tuple[Mailbox, ...]
+    aliases: tuple[Alias, ...]
+    limits: Limits
+    postmaster: str
+
+    def hosts_with(self, role):
+        return [h for h in self.hosts if role in h.roles]
+
+    @property
+    def primary_mx(self) -> Host:
+        return self.hosts_with("primary_mx")[0]
+
+    @property
+    def backup_mx(self) -> list[Host]:
+        return self.hosts_with("backup_mx")
+
+    def domain(self, name) -> Domain:
+        return next(d for d in self.domains if d.name == name)
+
+
+# --- parsing helpers -----------------------------------------------------------
+
+class _Reader:
+    """Walks the YAML tree, keeping the path of each value for error messages."""
+
+    def __init__(self, file):
+        self.file = file
+
+    def fail(self, where, message):
+        raise DataError(self.file, where, message)
+
+    def mapping(self, value, where, required=(), optional=()):
+        if not isinstance(value, dict):
+            self.fail(where, f"expected a mapping, got {value!r}")
+        allowed = list(required) + list(optional)
+        for key in value:
+            if key not in allowed:
+                hint = difflib.get_close_matches(str(key), allowed, n=1)
+                hint = f" (did you mean '{hint[0]}'?)" if hint else f" (allowed: {', '.join(allowed)})"
+                self.fail(_join(where, key), f"unknown key '{key}'{hint}")
+        for key in required:
+            if key not in value or value[key] is None:
+                self.fail(_join(where, key), "is required")
+        return value
+
+    def listof(self, value, where, allow_empty=True):
+        if isinstance(value, str):
+            value = [value]
+        if not isinstance(value, list):
+            self.fail(where, f"expected a list, got {value!r}")
+        if not value and not allow_empty:
+            self.fail(where, "must not be empty")
+        return value
+
+    def domain(self, value, where):
+        if not isinstance(value, str) or not DOMAIN_RE.match(value):
+            self.fail(where, f"'{value}' is not a valid domain name (lower case, e.g. example.org)")
+        return value
+
+    def address(self, value, where):
+        if not isinstance(value, str) or value.count("@") != 1:
+            self.fail(where, f"'{value}' is not a valid email address")
+        local, dom = value.split("@")
+        if not LOCALPART_RE.match(local) or len(local) > 64 or not DOMAIN_RE.match(dom):
+            self.fail(where, f"'{value}' is not a valid email address (lower case, e.g. anna@example.org)")
+        return value
+
+    def size(self, value, where):
+        m = re.fullmatch(r"\s*(\d+)\s*([KMGT]?)B?\s*", str(value), re.I)
+        if isinstance(value, bool) or not m:
+            self.fail(where, f"'{value}' is not a size (use a number with K, M, G or T, e.g. 10G)")
+        return int(m.group(1)) * SIZE_UNITS[m.group(2).upper()]
+
+    def protocols(self, value, where):
+        value = self.listof(value, where, allow_empty=False)
+        for i, p in enumerate(value):
+            if p not in PROTOCOLS:
+                self.fail(f"{where}[{i}]", f"unknown protocol '{p}' (allowed: {', '.join(PROTOCOLS)})")
+        return frozenset(value)
+
+    def password_hash(self, value, where):
+        if not isinstance(value, str) or not value:
+            self.fail(where, "is required (make one with: ./mailstack hash-password)")
+        shown = value if value.startswith(("{", "$")) else "<not shown>"
+        m = re.fullmatch(r"\{([A-Z0-9-]+)\}(.*)", value)
+        scheme, rest = (m.group(1), m.group(2)) if m else (None, value)
+        if scheme is None:
+            scheme = next((s for p, s in CRYPT_PREFIX.items() if value.startswith(p)), None)
+        if scheme is None:
+            self.fail(where, f"'{shown}' is not a password hash: plaintext is never stored "
+                             "(make a hash with: ./mailstack hash-password)")
+        if scheme not in HASH_SCHEMES:
+            self.fail(where, f"unknown password hash scheme '{scheme}' "
+                             f"(allowed: {', '.join(HASH_SCHEMES)})")
+        if not re.fullmatch(HASH_SCHEMES[scheme], rest):
+            self.fail(where, f"'{shown}' is not a well-formed {scheme} hash")
+        return f"{{{scheme}}}{rest}"
+
+
+def _join(where, key):
+    return f"{where}.{key}" if where else str(key)
+
+
+# --- loading -------------------------------------------------------------------
+
+def load_system(path) -> MailSystem:
+    """Load and validate one mail system's YAML file."""
+    path = Path(path)
+    try:
+        raw = yaml.safe_load(path.read_text())
+    except FileNotFoundError:
+        raise DataError(path, "", "file not found")
+    except yaml.YAMLError as e:
+        mark = getattr(e, "problem_mark", None)
+        at = f"line {mark.line + 1}, column {mark.column + 1}" if mark else "?"
+        raise DataError(path, "", f"YAML syntax error at {at}: {getattr(e, 'problem', e)}")
+    return parse_system(raw, path)
+
+
+def parse_system(raw, path) -> MailSystem:
+    r = _Reader(path)
+    r.mapping(raw, "", required=("hosts", "domains"),
+              optional=("name", "defaults", "limits", "mailboxes", "aliases",
+                        "password_hashes_file", "postmaster"))
+    hosts = _hosts(r, raw["hosts"])
+    defaults = r.mapping(raw.get("defaults") or {}, "defaults", optional=("quota", "protocols"))
+    default_quota = r.size(defaults.get("quota", "1G"), "defaults.quota")
+    default_protocols = r.protocols(defaults.get("protocols", ["imap"]), "defaults.protocols")
+    domains = _domains(r, raw["domains"], default_quota, default_protocols)
+    names = {d.name for d in domains}
+
+    hashes = {}
+    if raw.get("password_hashes_file"):
+        hashes_path = path.parent / raw["password_hashes_file"]
+        try:
+            hashes = yaml.safe_load(hashes_path.read_text()) or {}
+        except (OSError, yaml.YAMLError) as e:
+            r.fail("password_hashes_file", f"cannot read '{raw['password_hashes_file']}': {e}")
+    mailboxes = _mailboxes(r, raw.get("mailboxes") or [], {d.name: d for d in domains}, hashes)
+    aliases = _aliases(r, raw.get("aliases") or [], names, {m.address for m in mailboxes})
+
+    local = {m.address for m in mailboxes} | {a.address for a in aliases}
+    for i, (d, raw_d) in enumerate(zip(domains, raw["domains"])):
+        if d.catch_all and d.catch_all.split("@")[1] in names and d.catch_all not in local:
+            r.fail(f"domains[{i}].catch_all", f"'{d.catch_all}' is not a mailbox or alias")
+
+    limits_raw = r.mapping(raw.get("limits") or {}, "limits", optional=("message_size", "recipients"))
+    recipients = limits_raw.get("recipients", 100)
+    if isinstance(recipients, bool) or not isinstance(recipients, int) or recipients < 1:
+        r.fail("limits.recipients", f"'{recipients}' is not a positive number")
+    limits = Limits(r.size(limits_raw.get("message_size", "50M"), "limits.message_size"), recipients)
+
+    postmaster = r.address(raw.get("postmaster", f"postmaster@{domains[0].name}"), "postmaster")
+    if postmaster.split("@")[1] in names and postmaster not in local:
+        r.fail("postmaster", f"'{postmaster}' is not a mailbox or alias")
+    name = raw.get("name") or path.parent.name
+    return MailSystem(name, hosts, domains, mailboxes, aliases, limits, postmaster)
+
+
+def _hosts(r, raw):
+    if not isinstance(raw, dict) or not raw:
+        r.fail("hosts", "must map each host's FQDN to its address and roles")
+    hosts = []
+    for fqdn, h in raw.items():
+        where = f"hosts.{fqdn}"
+        r.domain(fqdn, where)
+        r.mapping(h, where, required=("address", "roles"), optional=("ssh",))
+        try:
+            ipaddress.ip_address(str(h["address"]))
+        except ValueError:
+            r.fail(f"{where}.address", f"'{h['address']}' is not an IP address")
+        roles = r.listof(h["roles"], f"{where}.roles", allow_empty=False)
+        for i, role in enumerate(roles):
+            if role not in HOST_ROLES:
+                r.fail(f"{where}.roles[{i}]", f"unknown role '{role}' (allowed: {', '.join(HOST_ROLES)})")
+        if "primary_mx" in roles and "backup_mx" in roles:
+            r.fail(f"{where}.roles", f"'{fqdn}' cannot be both primary_mx and backup_mx")
+        ssh = r.mapping(h.get("ssh") or {}, f"{where}.ssh", optional=("hostname", "user", "port"))
+        hosts.append(Host(fqdn, str(h["address"]), tuple(roles), ssh))
+    primaries = [h.fqdn for h in hosts if "primary_mx" in h.roles]
+    if not primaries:
+        r.fail("hosts", "no host has the role primary_mx")
+    if len(primaries) > 1:
+        r.fail("hosts", f"only one primary_mx is allowed, got {', '.join(primaries)}")
+    return tuple(hosts)
+
+
+def _domains(r, raw, default_quota, default_protocols):
+    raw = r.listof(raw, "domains", allow_empty=False)
+    domains, seen = [], set()
+    for i, d in enumerate(raw):
+        where = f"domains[{i}]"
+        if isinstance(d, str):
+            d = {"name": d}
+        r.mapping(d, where, required=("name",), optional=("quota", "protocols", "catch_all"))
+        name = r.domain(d["name"], f"{where}.name")
+        if name in seen:
+            r.fail(f"{where}.name", f"duplicate domain '{name}'")
+        seen.add(name)
+        catch_all = d.get("catch_all")
+        if catch_all is not None:
+            r.address(catch_all, f"{where}.catch_all")
+        domains.append(Domain(
+            name,
+            r.size(d["quota"], f"{where}.quota") if "quota" in d else default_quota,
+            r.protocols(d["protocols"], f"{where}.protocols") if "protocols" in d else default_protocols,
+            catch_all))
+    return tuple(domains)
+
+
+def _mailboxes(r, raw, domains, hashes):
+    mailboxes, seen = [], set()
+    for i, m in enumerate(r.listof(raw, "mailboxes")):
+        where = f"mailboxes[{i}]"
+        r.mapping(m, where, required=("address",), optional=("password_hash", "quota", "protocols"))
+        address = r.address(m["address"], f"{where}.address")
+        domain = domains.get(address.split("@")[1])
+        if domain is None:
+            r.fail(f"{where}.address", f"'{address}' is in domain '{address.split('@')[1]}', "
+                                       "which is not declared under domains")
+        if address in seen:
+            r.fail(f"{where}.address", f"duplicate mailbox '{address}'")
+        seen.add(address)
+        mailboxes.append(Mailbox(
+            address,
+            r.password_hash(m.get("password_hash") or hashes.get(address), f"{where}.password_hash"),
+            r.size(m["quota"], f"{where}.quota") if "quota" in m else domain.quota,
+            r.protocols(m["protocols"], f"{where}.protocols") if "protocols" in m else domain.protocols))
+    return tuple(mailboxes)
+
+
+def _aliases(r, raw, domain_names, mailbox_addresses):
+    aliases = []
+    for i, a in enumerate(r.listof(raw, "aliases")):
+        where = f"aliases[{i}]"
+        r.mapping(a, where, required=("address", "to"))
+        address = r.address(a["address"], f"{where}.address")
+        if address.split("@")[1] not in domain_names:
+            r.fail(f"{where}.address", f"'{address}' is in domain '{address.split('@')[1]}', "
+                                       "which is not declared under domains")
+        if address in mailbox_addresses:
+            r.fail(f"{where}.address", f"'{address}' is already a mailbox; an alias would shadow it")
+        if any(x.address == address for x in aliases):
+            r.fail(f"{where}.address", f"duplicate alias '{address}'")
+        targets = r.listof(a["to"], f"{where}.to", allow_empty=False)
+        for j, t in enumerate(targets):
+            r.address(t, f"{where}.to[{j}]")
+        aliases.append(Alias(address, tuple(targets)))
+
+    alias_map = {a.address: a for a in aliases}
+    for i, a in enumerate(aliases):
+        for j, t in enumerate(a.targets):
+            local = t.split("@")[1] in domain_names
+            if local and t not in mailbox_addresses and t not in alias_map:
+                r.fail(f"aliases[{i}].to[{j}]", f"'{t}' is a local address that is neither a mailbox nor an alias")
+        loop = _find_loop(a.address, alias_map, [])
+        if loop:
+            r.fail(f"aliases[{i}].to", f"alias loop: {' -> '.join(loop)}")
+    return tuple(aliases)
+
+
+def _find_loop(address, alias_map, path):
+    if address in path:
+        return path[path.index(address):] + [address]
+    if address not in alias_map:
+        return None
+    for t in alias_map[address].targets:
+        loop = _find_loop(t, alias_map, path + [address])
+        if loop:
+            return loop
+    return None

@@ -1,0 +1,18 @@
+"""Postfix lookup tables derived from the model (pure logic, no I/O)."""
+from .model import MailSystem
+
+
+def virtual_mailboxes(system: MailSystem) -> str:
+    """address -> Maildir path; Postfix only uses it to know who exists."""
+    return "".join(f"{m.address} {m.domain}/{m.localpart}/\n" for m in system.mailboxes)
+
+
+def virtual_aliases(system: MailSystem) -> str:
+    lines = [f"{a.address} {', '.join(a.targets)}" for a in system.aliases]
+    catch_all = [d for d in system.domains if d.catch_all]
+    if catch_all:
+        # A catch-all (@domain) would swallow real addresses: map them to themselves.
+        names = {d.name for d in catch_all}
+        lines += [f"{m.address} {m.address}" for m in system.mailboxes if m.domain in names]
+        lines += [f"@{d.name} {d.catch_all}" for d in catch_all]
+    return "".join(line + "\n" for line in lines)

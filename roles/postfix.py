@@ -1,0 +1,38 @@
+"""Postfix on the primary MX: inbound mail for every domain of the model, handed
+to Dovecot over LMTP."""
+from io import StringIO
+
+from pyinfra import host
+from pyinfra.operations import files, server, systemd
+from pyinfra.operations.util import any_changed
+
+from mailstack.postfix import virtual_aliases, virtual_mailboxes
+from roles import template
+
+PACKAGES = ["postfix", "ssl-cert"]
+# Without this the package writes its own main.cf (and asks questions).
+DEBCONF = ["postfix postfix/main_mailer_type select No configuration"]
+
+
+def postmap(name, content):
+    table = files.put(name=f"postfix: {name}", src=StringIO(content),
+                      dest=f"/etc/postfix/{name}", mode="644")
+    server.shell(name=f"postfix: postmap {name}", commands=[f"postmap /etc/postfix/{name}"],
+                 _if=table.did_change)
+    return table
+
+
+def apply():
+    mail = host.data.mail
+    changed = [
+        files.put(name="postfix: /etc/mailname", src=StringIO(host.data.fqdn + "\n"),
+                  dest="/etc/mailname"),
+        template("postfix", "/etc/postfix/main.cf"),
+        postmap("virtual_mailboxes", virtual_mailboxes(mail)),
+        postmap("virtual_aliases", virtual_aliases(mail)),
+    ]
+    # Check the rendered configuration before (re)starting.
+    server.shell(name="postfix: check configuration", commands=["postfix check"],
+                 _if=any_changed(*changed))
+    systemd.service(name="postfix: service", service="postfix", running=True, enabled=True,
+                    restarted=True, _if=any_changed(*changed))

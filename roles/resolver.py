@@ -1,0 +1,24 @@
+"""A caching resolver (Unbound) for the hosts of the mail system.
+
+In the lab it only answers for the lab's zones (from the local Knot) and refuses
+everything else, so no query ever leaves the lab.
+"""
+from pyinfra import host
+from pyinfra.operations import systemd
+from pyinfra.operations.util import any_changed
+
+from roles import template
+from roles.dns import zones
+
+PACKAGES = ["unbound"]
+
+
+def apply():
+    isolated = bool(host.data.get("lab_network"))
+    conf = template("resolver", "/etc/unbound/unbound.conf", zones=sorted(zones()),
+                    isolated=isolated, clients=host.data.get("lab_network"))
+    dropin = template("resolver", "/etc/systemd/system/unbound.service.d/mailstack.conf",
+                      isolated=isolated)
+    systemd.daemon_reload(name="resolver: systemd reload", _if=dropin.did_change)
+    systemd.service(name="resolver: unbound", service="unbound", running=True, enabled=True,
+                    restarted=True, _if=any_changed(conf, dropin))
