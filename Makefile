@@ -7,7 +7,7 @@ export VAGRANT_CHECKPOINT_DISABLE := 1
 export VAGRANT_BOX_UPDATE_CHECK_DISABLE := 1
 export PATH := $(CURDIR)/$(VENV)/bin:$(PATH)
 
-.PHONY: lab test unit lab-test deploy lab-down host venv clean
+.PHONY: lab test unit lab-test deploy lab-down host venv hash-password
 
 ## host: Debian packages the operator machine needs (idempotent)
 host: .lab/host-packages.stamp
@@ -46,3 +46,7 @@ lab-test: venv
 ## lab-down: destroy the lab, remove its bridge, stop its apt proxy
 lab-down: venv
 	$(PY) lab/labctl down
+
+## hash-password: print a password hash for a mailbox's password_hash field
+hash-password: venv
+	@$(PY) -m mailstack hash-password

@@ -168,7 +168,7 @@ class _Reader:
 
     def password_hash(self, value, where):
         if not isinstance(value, str) or not value:
-            self.fail(where, "is required (make one with: ./mailstack hash-password)")
+            self.fail(where, "is required (make one with: make hash-password)")
         shown = value if value.startswith(("{", "$")) else "<not shown>"
         m = re.fullmatch(r"\{([A-Z0-9-]+)\}(.*)", value)
         scheme, rest = (m.group(1), m.group(2)) if m else (None, value)
@@ -176,7 +176,7 @@ class _Reader:
             scheme = next((s for p, s in CRYPT_PREFIX.items() if value.startswith(p)), None)
         if scheme is None:
             self.fail(where, f"'{shown}' is not a password hash: plaintext is never stored "
-                             "(make a hash with: ./mailstack hash-password)")
+                             "(make a hash with: make hash-password)")
         if scheme not in HASH_SCHEMES:
             self.fail(where, f"unknown password hash scheme '{scheme}' "
                              f"(allowed: {', '.join(HASH_SCHEMES)})")

@@ -3,6 +3,7 @@ unattended security upgrades, journald limits, time sync."""
 from io import StringIO
 
 from pyinfra import host
+from pyinfra.facts.server import Command
 from pyinfra.operations import files, server, systemd
 
 from roles import template
@@ -34,7 +35,9 @@ def apply():
     journald = template("base", "/etc/systemd/journald.conf.d/mailstack.conf")
     systemd.service(name="base: journald", service="systemd-journald",
                     restarted=True, _if=journald.did_change)
-    # systemd-timesyncd skips itself in containers (ConditionVirtualization):
-    # a container's clock is its host's.
-    systemd.service(name="base: timesyncd", service="systemd-timesyncd", enabled=True)
+    # A container's clock is its host's: timesyncd skips itself there
+    # (ConditionVirtualization), so only ask for it to run elsewhere.
+    in_container = host.get_fact(Command, "systemd-detect-virt --container || true") != "none"
+    systemd.service(name="base: timesyncd", service="systemd-timesyncd", enabled=True,
+                    running=not in_container)
 

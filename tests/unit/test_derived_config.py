@@ -1,0 +1,75 @@
+"""What the roles render is derived from the model: DNS, Postfix maps, Dovecot files."""
+import subprocess
+
+from mailstack.dns import zone_file, zone_records
+from mailstack.dovecot import passwd_file, users_file
+from mailstack.model import load_system
+from mailstack.passwords import hash_password
+from mailstack.postfix import virtual_aliases, virtual_mailboxes
+
+from .conftest import VALID
+
+
+def system(write_data):
+    return load_system(write_data(VALID))
+
+
+def test_mx_records_put_primary_at_10_and_backup_at_20(write_data):
+    zones = zone_records(system(write_data))
+    mx = sorted(r.value for r in zones["example.org"] if r.rtype == "MX")
+    assert mx == ["10 mx1.example.org.", "20 mx2.example.org."]
+    assert {(r.name, r.value) for r in zones["example.org"] if r.rtype == "A"} == {
+        ("mx1.example.org.", "192.0.2.10"), ("mx2.example.org.", "192.0.2.11")}
+    # example.net's mail hosts live in example.org: no A records of its own.
+    assert [r.rtype for r in zones["example.net"]] == ["MX", "MX"]
+
+
+def test_extra_zone_and_zone_file(write_data):
+    zones = zone_records(system(write_data), {"example.test": {
+        "mx": "mail.example.test", "hosts": {"mail.example.test": "192.0.2.20"}}})
+    text = zone_file("example.test", zones["example.test"], "ns.example.org", "hostmaster@example.org")
+    assert "@ IN SOA ns.example.org. hostmaster.example.org. 1 " in text
+    assert "example.test. 300 IN MX 10 mail.example.test." in text
+    assert "mail.example.test. 300 IN A 192.0.2.20" in text
+
+
+def test_postfix_knows_every_address_and_keeps_mailboxes_out_of_catch_all(write_data):
+    s = system(write_data)
+    assert virtual_mailboxes(s) == ("anna@example.org example.org/anna/\n"
+                                    "ben@example.org example.org/ben/\n")
+    aliases = virtual_aliases(s).splitlines()
+    assert "team@example.org anna@example.org, ben@example.org, someone@elsewhere.test" in aliases
+    assert "@example.net anna@example.org" in aliases
+
+
+def test_catch_all_does_not_swallow_real_mailboxes(write_data):
+    text = VALID.replace("  - name: example.org\n", "  - name: example.org\n    catch_all: anna@example.org\n")
+    aliases = virtual_aliases(load_system(write_data(text))).splitlines()
+    assert "ben@example.org ben@example.org" in aliases
+    assert aliases.index("ben@example.org ben@example.org") < aliases.index("@example.org anna@example.org")
+
+
+def test_each_protocol_lists_only_mailboxes_allowed_to_use_it(write_data):
+    s = system(write_data)
+    assert [line.split(":")[0] for line in passwd_file(s, "imap").splitlines()] == ["anna@example.org"]
+    assert [line.split(":")[0] for line in passwd_file(s, "pop3").splitlines()] == ["ben@example.org"]
+    assert len(passwd_file(s, "smtp").splitlines()) == 2
+    assert "ben@example.org::5000:5000::/var/vmail/example.org/ben::quota_rule=*:storage=2147483648B" \
+        in users_file(s).splitlines()
+
+
+def test_hash_password_makes_a_verifiable_sha512_crypt_hash():
+    h = hash_password("s3cret pass")
+    assert h.startswith("{SHA512-CRYPT}$6$")
+    salt = h.split("$")[2]
+    again = subprocess.run(["openssl", "passwd", "-6", "-salt", salt, "-stdin"], input="s3cret pass",
+                           capture_output=True, text=True, check=True).stdout.strip()
+    assert "{SHA512-CRYPT}" + again == h
+    assert hash_password("s3cret pass") != h   # random salt
+
+
+def test_hash_password_command_prints_a_hash_the_model_accepts(write_data):
+    out = subprocess.run([__import__("sys").executable, "-m", "mailstack", "hash-password"],
+                         input="another one\n", capture_output=True, text=True, check=True).stdout.strip()
+    text = VALID.replace(VALID.split('password_hash: "')[1].split('"')[0], out)
+    assert load_system(write_data(text)).mailboxes[0].password_hash == out

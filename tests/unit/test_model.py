@@ -1,0 +1,105 @@
+"""The mail data model: valid data loads; every bad input names file, field, value."""
+import pytest
+
+from mailstack.model import DataError, load_system
+
+from .conftest import HASH, VALID
+
+
+def test_valid_data_loads_into_one_typed_model(write_data):
+    system = load_system(write_data(VALID))
+    assert [d.name for d in system.domains] == ["example.org", "example.net"]
+    assert system.primary_mx.fqdn == "mx1.example.org"
+    assert [h.fqdn for h in system.backup_mx] == ["mx2.example.org"]
+    anna, ben = system.mailboxes
+    assert anna.protocols == {"imap"} and anna.quota == 1024**3          # defaults
+    assert ben.protocols == {"pop3"} and ben.quota == 2 * 1024**3
+    assert anna.password_hash == HASH
+    assert system.aliases[1].targets == ("anna@example.org", "ben@example.org",
+                                         "someone@elsewhere.test")
+    assert system.domain("example.net").catch_all == "anna@example.org"
+    assert system.postmaster == "postmaster@example.org"
+
+
+def test_hashes_can_live_in_a_separate_file(write_data):
+    write_data(f'anna@example.org: "{HASH}"\nben@example.org: "{HASH}"\n', "hashes.yml")
+    text = VALID.replace(f'    password_hash: "{HASH}"\n', "")
+    system = load_system(write_data("password_hashes_file: hashes.yml\n" + text))
+    assert {m.password_hash for m in system.mailboxes} == {HASH}
+
+
+def replace(old, new):
+    assert old in VALID, old
+    return VALID.replace(old, new, 1)
+
+
+BAD = {
+    "yaml syntax error": (
+        replace("domains:\n", "domains: [\n"), "", "YAML syntax error at line"),
+    "unknown key (typo)": (
+        replace("    catch_all: anna", "    catchall: anna"),
+        "domains[1].catchall", "unknown key 'catchall' (did you mean 'catch_all'?)"),
+    "invalid domain": (
+        replace("  - name: example.net", "  - name: exa_mple.net"),
+        "domains[1].name", "'exa_mple.net' is not a valid domain name"),
+    "invalid address": (
+        replace("  - address: ben@example.org", "  - address: ben@@example.org"),
+        "mailboxes[1].address", "'ben@@example.org' is not a valid email address"),
+    "mailbox in an undeclared domain": (
+        replace("  - address: ben@example.org", "  - address: ben@example.com"),
+        "mailboxes[1].address", "'ben@example.com' is in domain 'example.com', which is not declared"),
+    "duplicate mailbox": (
+        replace("  - address: ben@example.org", "  - address: anna@example.org"),
+        "mailboxes[1].address", "duplicate mailbox 'anna@example.org'"),
+    "alias that loops": (
+        VALID + "  - address: a@example.org\n    to: b@example.org\n"
+                "  - address: b@example.org\n    to: a@example.org\n",
+        "aliases[2].to", "alias loop: a@example.org -> b@example.org -> a@example.org"),
+    "alias target that is a missing local address": (
+        replace("    to: anna@example.org\n", "    to: anne@example.org\n"),
+        "aliases[0].to[0]", "'anne@example.org' is a local address that is neither a mailbox nor an alias"),
+    "alias shadowing a mailbox": (
+        replace("  - address: team@example.org", "  - address: ben@example.org"),
+        "aliases[1].address", "'ben@example.org' is already a mailbox; an alias would shadow it"),
+    "plaintext password": (
+        replace(f'    password_hash: "{HASH}"\n    protocols', '    password_hash: "hunter2"\n    protocols'),
+        "mailboxes[1].password_hash", "'<not shown>' is not a password hash: plaintext is never stored"),
+    "unknown hash scheme": (
+        replace(f'    password_hash: "{HASH}"\n    protocols', '    password_hash: "{MD5}abc"\n    protocols'),
+        "mailboxes[1].password_hash", "unknown password hash scheme 'MD5'"),
+    "bad quota": (
+        replace("    quota: 2G", "    quota: 10 gigs"),
+        "mailboxes[1].quota", "'10 gigs' is not a size"),
+    "unknown protocol": (
+        replace("    protocols: [pop3]", "    protocols: [pop3, smtp]"),
+        "mailboxes[1].protocols[1]", "unknown protocol 'smtp'"),
+    "no primary MX host": (
+        replace("roles: [primary_mx]", "roles: [backup]"),
+        "hosts", "no host has the role primary_mx"),
+    "same host primary and backup MX": (
+        replace("roles: [primary_mx]", "roles: [primary_mx, backup_mx]"),
+        "hosts.mx1.example.org.roles", "'mx1.example.org' cannot be both primary_mx and backup_mx"),
+    "empty domain list": (
+        VALID.split("domains:")[0] + "domains: []\n", "domains", "must not be empty"),
+    "unknown host role": (
+        replace("roles: [backup_mx]", "roles: [backupmx]"),
+        "hosts.mx2.example.org.roles[0]", "unknown role 'backupmx'"),
+    "host address that is not an IP": (
+        replace("address: 192.0.2.11", "address: mx2"),
+        "hosts.mx2.example.org.address", "'mx2' is not an IP address"),
+    "catch-all to a missing local address": (
+        replace("    catch_all: anna@example.org", "    catch_all: nobody@example.org"),
+        "domains[1].catch_all", "'nobody@example.org' is not a mailbox or alias"),
+}
+
+
+@pytest.mark.parametrize("case", BAD, ids=list(BAD))
+def test_bad_input_names_file_field_and_value(write_data, case):
+    text, field, message = BAD[case]
+    path = write_data(text)
+    with pytest.raises(DataError) as err:
+        load_system(path)
+    assert err.value.file == str(path)
+    assert err.value.where == field
+    assert message in str(err.value)
+    assert str(err.value).startswith(f"{path}: ")
