@@ -41,6 +41,7 @@ unit: venv
 ## lab-test: lab scenarios; one alone: make lab-test T=tests/lab/test_mail_flow.py
 lab-test: venv
 	$(PY) lab/labctl up
+	$(PY) lab/labctl ensure-deployed
 	$(VENV)/bin/pytest -q $(or $(T),tests/lab)
 
 ## lab-down: destroy the lab, remove its bridge, stop its apt proxy

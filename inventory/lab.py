@@ -38,5 +38,8 @@ globals().update(inventory(
     lab_zones={LAB["outside_domain"]: {
         "mx": LAB["hosts"]["outside"]["fqdn"],
         "hosts": {LAB["hosts"]["outside"]["fqdn"]: LAB["hosts"]["outside"]["address"]}}},
+    # The lab's dns host is also every lab host's resolver (on port 53), so its
+    # authoritative server answers the world (and RFC 2136 updates) on 5300.
+    dns_port=5300,
     lab_network=f"{LAB['operator_address'].rsplit('.', 1)[0]}.0/24",
 ))

@@ -23,6 +23,8 @@ mmdebstrap --variant=apt --include="$packages" \
   --customize-hook="cp \"$here/box/ssh-host-keys.service\" \"\$1/etc/systemd/system/\"" \
   --customize-hook='chroot "$1" systemctl enable ssh-host-keys.service systemd-networkd.service' \
   --customize-hook='chroot "$1" systemctl mask apt-daily.timer apt-daily-upgrade.timer' \
+  --customize-hook='chroot "$1" systemctl mask systemd-networkd-wait-online.service' \
+  --customize-hook='printf "# set by the deploy (base role)\n" > "$1/etc/resolv.conf"' \
   --customize-hook='echo "en_US.UTF-8 UTF-8" > "$1/etc/locale.gen" && chroot "$1" locale-gen' \
   --customize-hook='rm -f "$1/etc/hostname" "$1/etc/machine-id" && touch "$1/etc/machine-id"' \
   --customize-hook="printf 'deb %s bookworm main\ndeb %s bookworm-updates main\ndeb %s bookworm-security main\n' '$mirror' '$mirror' '$security' > \"\$1/etc/apt/sources.list\"" \

@@ -18,4 +18,5 @@ def template(role, dest, mode="644", user="root", group="root", **context):
         name=f"{role}: {dest}",
         src=str(TEMPLATES / role / (dest.lstrip("/") + ".j2")),
         dest=dest, mode=mode, user=user, group=group,
+        jinja_env_kwargs={"trim_blocks": True, "lstrip_blocks": True},
         mail=host.data.mail, **context)

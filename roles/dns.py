@@ -23,13 +23,17 @@ def zones():
 
 def apply():
     mail = host.data.mail
-    changed = [template("dns", "/etc/knot/knot.conf", group="knot", mode="640",
-                        zones=sorted(zones()), port=host.data.get("dns_port", 53))]
+    conf = template("dns", "/etc/knot/knot.conf", group="knot", mode="640",
+                    zones=sorted(zones()), port=host.data.get("dns_port", 53))
     files.directory(name="dns: zone directory", path=ZONE_DIR, user="knot", group="knot")
+    changed_zones = []
     for zone, records in zones().items():
-        changed.append(files.put(
+        changed_zones.append(files.put(
             name=f"dns: zone {zone}",
             src=StringIO(zone_file(zone, records, host.data.fqdn, mail.postmaster)),
             dest=f"{ZONE_DIR}/{zone}.zone", user="knot", group="knot", mode="640"))
-    systemd.service(name="dns: knot", service="knot", running=True, enabled=True,
-                    reloaded=True, _if=any_changed(*changed))
+    # New listen addresses need a restart; new zone content only a reload.
+    systemd.service(name="dns: knot restart", service="knot", running=True, enabled=True,
+                    restarted=True, _if=conf.did_change)
+    systemd.service(name="dns: knot reload", service="knot", reloaded=True,
+                    _if=lambda: any_changed(*changed_zones)() and not conf.did_change())

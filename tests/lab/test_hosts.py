@@ -1,0 +1,51 @@
+"""testinfra: every lab host runs systemd cleanly, its services, and listens only
+where it should."""
+import pytest
+
+SERVICES = {
+    "dns": ["ssh", "knot", "unbound", "systemd-journald"],
+    "mx1": ["ssh", "postfix", "dovecot", "systemd-journald"],
+    "mx2": ["ssh", "systemd-journald"],
+    "backup": ["ssh", "systemd-journald"],
+    "outside": ["ssh", "postfix", "systemd-journald"],
+}
+# Listening TCP sockets, as "address:port" ("*" = every address).
+LISTENING = {
+    "dns": {"*:22", "127.0.0.1:53", "{address}:53", "127.0.0.2:53", "{address}:5300"},
+    "mx1": {"*:22", "*:25", "*:110", "*:143", "*:993", "*:995"},
+    "mx2": {"*:22"},
+    "backup": {"*:22"},
+    "outside": {"*:22", "*:25"},
+}
+
+
+def listening(host):
+    found = set()
+    for line in host.check_output("ss -Hltn").splitlines():
+        local = line.split()[3]
+        addr, port = local.rsplit(":", 1)
+        addr = {"0.0.0.0": "*", "[::]": "*", "*": "*"}.get(addr, addr)
+        found.add(f"{addr}:{port}")
+    return found
+
+
+@pytest.mark.parametrize("name", SERVICES)
+def test_systemd_is_running_with_no_failed_unit(hosts, name):
+    state = hosts[name].run("systemctl is-system-running").stdout.strip()
+    failed = hosts[name].check_output("systemctl list-units --state=failed --plain --no-legend")
+    assert (state, failed) == ("running", "")
+
+
+@pytest.mark.parametrize("name", SERVICES)
+def test_expected_services_are_active_and_enabled(hosts, name):
+    for service in SERVICES[name]:
+        unit = hosts[name].service(service)
+        assert unit.is_running, f"{name}: {service} is not running"
+        if service != "systemd-journald":
+            assert unit.is_enabled, f"{name}: {service} is not enabled"
+
+
+@pytest.mark.parametrize("name", SERVICES)
+def test_only_expected_ports_listen(hosts, lab, name):
+    expected = {p.format(address=lab["hosts"][name]["address"]) for p in LISTENING[name]}
+    assert listening(hosts[name]) == expected
