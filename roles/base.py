@@ -14,11 +14,11 @@ PACKAGES = ["unattended-upgrades", "apt-listchanges", "systemd-timesyncd", "ca-c
 
 def prepare(debconf_lines):
     """What must be true before any package is installed."""
-    if host.data.get("apt_proxy"):
+    if host.data.apt_proxy:
         template("base", "/etc/apt/apt.conf.d/01proxy")
     server.hostname(name="base: hostname", hostname=host.data.fqdn)
     template("base", "/etc/hosts")
-    if host.data.get("resolvers"):
+    if host.data.resolvers:
         template("base", "/etc/resolv.conf")
     # Seed debconf answers only when they change: debconf-set-selections itself
     # would report a change on every run.

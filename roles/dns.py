@@ -18,13 +18,13 @@ ZONE_DIR = "/var/lib/knot/zones"
 
 def zones():
     mail = host.data.mail
-    return zone_records(mail, host.data.get("lab_zones"))
+    return zone_records(mail, host.data.lab_zones)
 
 
 def apply():
     mail = host.data.mail
     conf = template("dns", "/etc/knot/knot.conf", group="knot", mode="640",
-                    zones=sorted(zones()), port=host.data.get("dns_port", 53))
+                    zones=sorted(zones()), port=host.data.dns_port)
     files.directory(name="dns: zone directory", path=ZONE_DIR, user="knot", group="knot")
     changed_zones = []
     for zone, records in zones().items():

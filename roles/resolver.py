@@ -14,9 +14,9 @@ PACKAGES = ["unbound"]
 
 
 def apply():
-    isolated = bool(host.data.get("lab_network"))
+    isolated = bool(host.data.lab_network)
     conf = template("resolver", "/etc/unbound/unbound.conf", zones=sorted(zones()),
-                    isolated=isolated, clients=host.data.get("lab_network"))
+                    isolated=isolated, clients=host.data.lab_network)
     dropin = template("resolver", "/etc/systemd/system/unbound.service.d/mailstack.conf",
                       isolated=isolated)
     systemd.daemon_reload(name="resolver: systemd reload", _if=dropin.did_change)

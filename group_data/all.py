@@ -1,0 +1,23 @@
+"""Host settings every role reads, with their defaults. An inventory file (or
+group_data/<group>.py) overrides them. Mail data never lives here: domains,
+mailboxes, aliases and limits are in inventory/<system>/mail.yml."""
+
+# base: journald keeps at most this much disk and this much history.
+journald_max_use = "200M"
+journald_max_retention = "1month"
+
+# base: an apt proxy (http://address:port) for every host; None: fetch directly.
+apt_proxy = None
+
+# base: nameservers written to /etc/resolv.conf; None keeps the host's own.
+resolvers = None
+
+# dns: port the authoritative server answers on (and takes RFC 2136 updates).
+dns_port = 53
+
+# resolver: a network whose hosts may use this host's resolver; None: local only.
+lab_network = None
+
+# dns: zones served beside the mail domains ({zone: {mx: fqdn, hosts: {fqdn: ip}}}),
+# e.g. the lab's outside domain.
+lab_zones = None
