@@ -21,3 +21,10 @@ lab_network = None
 # dns: zones served beside the mail domains ({zone: {mx: fqdn, hosts: {fqdn: ip}}}),
 # e.g. the lab's outside domain.
 lab_zones = None
+
+# tls: PEM file (on the operator machine) to trust for the ACME CA's API, when it
+# is not a public CA (the lab's pebble); None: the system's trust store.
+acme_api_cert = None
+
+# acme_ca (lab only): the pebble API's key, on the operator machine.
+acme_api_key = None

@@ -29,15 +29,21 @@ globals().update(inventory(
     ROOT / "inventory" / "lab" / "mail.yml",
     connection=_by_fqdn,
     # "outside" stands in for the rest of the internet: example.test's own mail server.
-    extra_groups={"outside": [(LAB["hosts"]["outside"]["fqdn"],
-                               {**_connect("outside"), "fqdn": LAB["hosts"]["outside"]["fqdn"],
-                                "address": LAB["hosts"]["outside"]["address"],
-                                "mail_domain": LAB["outside_domain"]})]},
+    extra_groups={group: [(LAB["hosts"]["outside"]["fqdn"],
+                           {**_connect("outside"), "fqdn": LAB["hosts"]["outside"]["fqdn"],
+                            "address": LAB["hosts"]["outside"]["address"],
+                            "mail_domain": LAB["outside_domain"]})]
+                  for group in ("outside", "acme_ca")},
+    # The ACME CA (pebble on outside) serves its API with a certificate made by
+    # labctl; mail hosts trust it for certbot.
+    acme_api_cert=LAB["acme_api"]["cert"],
+    acme_api_key=LAB["acme_api"]["key"],
     apt_proxy=f"http://{LAB['operator_address']}:3142",
     resolvers=[LAB["resolver"]],
     lab_zones={LAB["outside_domain"]: {
         "mx": LAB["hosts"]["outside"]["fqdn"],
-        "hosts": {LAB["hosts"]["outside"]["fqdn"]: LAB["hosts"]["outside"]["address"]}}},
+        "hosts": {LAB["hosts"]["outside"]["fqdn"]: LAB["hosts"]["outside"]["address"],
+                  LAB["acme_api"]["name"]: LAB["hosts"]["outside"]["address"]}}},
     # The lab's dns host is also every lab host's resolver (on port 53), so its
     # authoritative server answers the world (and RFC 2136 updates) on 5300.
     dns_port=5300,

@@ -82,6 +82,15 @@ class Limits:
 
 
 @dataclass(frozen=True)
+class TLS:
+    acme_directory: str
+    acme_email: str
+
+
+LETS_ENCRYPT = "https://acme-v02.api.letsencrypt.org/directory"
+
+
+@dataclass(frozen=True)
 class MailSystem:
     name: str
     hosts: tuple[Host, ...]
@@ -90,6 +99,7 @@ class MailSystem:
     aliases: tuple[Alias, ...]
     limits: Limits
     postmaster: str
+    tls: TLS
 
     def hosts_with(self, role):
         return [h for h in self.hosts if role in h.roles]
@@ -209,7 +219,7 @@ def parse_system(raw, path) -> MailSystem:
     r = _Reader(path)
     r.mapping(raw, "", required=("hosts", "domains"),
               optional=("name", "defaults", "limits", "mailboxes", "aliases",
-                        "password_hashes_file", "postmaster"))
+                        "password_hashes_file", "postmaster", "tls"))
     hosts = _hosts(r, raw["hosts"])
     defaults = r.mapping(raw.get("defaults") or {}, "defaults", optional=("quota", "protocols"))
     default_quota = r.size(defaults.get("quota", "1G"), "defaults.quota")
@@ -241,8 +251,13 @@ def parse_system(raw, path) -> MailSystem:
     postmaster = r.address(raw.get("postmaster", f"postmaster@{domains[0].name}"), "postmaster")
     if postmaster.split("@")[1] in names and postmaster not in local:
         r.fail("postmaster", f"'{postmaster}' is not a mailbox or alias")
+    tls_raw = r.mapping(raw.get("tls") or {}, "tls", optional=("acme_directory", "acme_email"))
+    directory = tls_raw.get("acme_directory", LETS_ENCRYPT)
+    if not isinstance(directory, str) or not re.fullmatch(r"https://[^\s/]+(/\S*)?", directory):
+        r.fail("tls.acme_directory", f"'{directory}' is not an https:// URL")
+    tls = TLS(directory, r.address(tls_raw.get("acme_email", postmaster), "tls.acme_email"))
     name = raw.get("name") or path.parent.name
-    return MailSystem(name, hosts, domains, mailboxes, aliases, limits, postmaster)
+    return MailSystem(name, hosts, domains, mailboxes, aliases, limits, postmaster, tls)
 
 
 def _hosts(r, raw):

@@ -7,9 +7,9 @@ from pyinfra.operations import files, server, systemd
 from pyinfra.operations.util import any_changed
 
 from mailstack.dovecot import SERVICES, VMAIL_UID, passwd_file, users_file
-from roles import template
+from roles import template, tls
 
-PACKAGES = ["dovecot-core", "dovecot-imapd", "dovecot-pop3d", "dovecot-lmtpd", "ssl-cert"]
+PACKAGES = ["dovecot-core", "dovecot-imapd", "dovecot-pop3d", "dovecot-lmtpd"]
 
 
 def apply():
@@ -19,7 +19,7 @@ def apply():
                 home="/var/vmail", shell="/usr/sbin/nologin", system=True, create_home=False)
     files.directory(name="dovecot: /var/vmail", path="/var/vmail", user="vmail", group="vmail",
                     mode="750")
-    changed = [template("dovecot", "/etc/dovecot/dovecot.conf")]
+    changed = [template("dovecot", "/etc/dovecot/dovecot.conf", tls_cert=tls.CERT, tls_key=tls.KEY)]
     # Password files hold hashes: readable by Dovecot's auth process only.
     for service in SERVICES:
         changed.append(files.put(name=f"dovecot: passwd.{service}",

@@ -7,9 +7,9 @@ from pyinfra.operations import files, server, systemd
 from pyinfra.operations.util import any_changed
 
 from mailstack.postfix import virtual_aliases, virtual_mailboxes
-from roles import template
+from roles import template, tls
 
-PACKAGES = ["postfix", "ssl-cert"]
+PACKAGES = ["postfix"]
 # Without this the package writes its own main.cf (and asks questions).
 DEBCONF = ["postfix postfix/main_mailer_type select No configuration"]
 
@@ -27,7 +27,7 @@ def apply():
     changed = [
         files.put(name="postfix: /etc/mailname", src=StringIO(host.data.fqdn + "\n"),
                   dest="/etc/mailname"),
-        template("postfix", "/etc/postfix/main.cf"),
+        template("postfix", "/etc/postfix/main.cf", tls_cert=tls.CERT, tls_key=tls.KEY),
         postmap("virtual_mailboxes", virtual_mailboxes(mail)),
         postmap("virtual_aliases", virtual_aliases(mail)),
     ]

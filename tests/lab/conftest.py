@@ -1,7 +1,10 @@
 """Lab scenarios share one lab: brought up and deployed once per run (only when the
 tree changed since the last deploy), then each test reads it over SSH and real
 mail protocols."""
+import http.client
 import json
+import socket
+import ssl
 import subprocess
 import sys
 from pathlib import Path
@@ -33,3 +36,20 @@ def hosts(lab):
 def mailbox(lab):
     by_address = {m["address"]: m for m in lab["mailboxes"]}
     return by_address.__getitem__
+
+
+@pytest.fixture(scope="session")
+def lab_ca(lab):
+    """PEM of the lab ACME CA's root, fetched from pebble's management API (which
+    serves it over TLS verified against the API certificate labctl made)."""
+    ctx = ssl.create_default_context(cafile=lab["acme_api"]["cert"])
+    conn = http.client.HTTPConnection(lab["acme_api"]["name"], 15000)
+    conn.sock = ctx.wrap_socket(
+        socket.create_connection((lab["hosts"]["outside"]["address"], 15000), 10),
+        server_hostname=lab["acme_api"]["name"])
+    conn.request("GET", "/roots/0")
+    response = conn.getresponse()
+    assert response.status == 200
+    pem = response.read().decode()
+    Path(lab["ca_certificate"]).write_text(pem)
+    return pem

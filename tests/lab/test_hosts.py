@@ -7,7 +7,7 @@ SERVICES = {
     "mx1": ["ssh", "postfix", "dovecot", "systemd-journald"],
     "mx2": ["ssh", "systemd-journald"],
     "backup": ["ssh", "systemd-journald"],
-    "outside": ["ssh", "postfix", "systemd-journald"],
+    "outside": ["ssh", "postfix", "pebble", "systemd-journald"],
 }
 # Listening TCP sockets, as "address:port" ("*" = every address).
 LISTENING = {
@@ -15,7 +15,7 @@ LISTENING = {
     "mx1": {"*:22", "*:25", "*:110", "*:143", "*:993", "*:995"},
     "mx2": {"*:22"},
     "backup": {"*:22"},
-    "outside": {"*:22", "*:25"},
+    "outside": {"*:22", "*:25", "*:14000", "*:15000"},
 }
 
 

@@ -9,13 +9,6 @@ import pytest
 from .mailclient import IMAP, smtp, wait_for_message
 
 
-@pytest.fixture(scope="module")
-def mx1_cert(hosts):
-    # Until the ACME issue lands, mx1 serves Debian's per-host certificate; the test
-    # pins it as the trust anchor instead of switching verification off.
-    return hosts["mx1"].file("/etc/ssl/certs/ssl-cert-snakeoil.pem").content_string
-
-
 def resolver(lab):
     r = dns.resolver.Resolver(configure=False)
     r.nameservers = [lab["resolver"]]
@@ -37,7 +30,7 @@ def test_lab_resolver_refuses_names_outside_the_lab(lab):
         resolver(lab).resolve("debian.org", "A")
 
 
-def test_mail_sent_from_outside_arrives_in_the_imap_inbox(lab, hosts, mailbox, mx1_cert):
+def test_mail_sent_from_outside_arrives_in_the_imap_inbox(lab, hosts, mailbox, lab_ca):
     alice = mailbox("alice@acme.test")
     message_id = f"<{uuid.uuid4()}@example.test>"
     message = (f"From: Someone <someone@example.test>\nTo: {alice['address']}\n"
@@ -45,7 +38,7 @@ def test_mail_sent_from_outside_arrives_in_the_imap_inbox(lab, hosts, mailbox, m
     # outside's Postfix finds acme.test's MX in the lab DNS, like any sender would.
     hosts["outside"].run_expect([0], f"printf %s {quote(message)} | /usr/sbin/sendmail -t -f someone@example.test")
 
-    imap = IMAP(lab["hosts"]["mx1"]["address"], "mx1.acme.test", 143, mx1_cert)
+    imap = IMAP(lab["hosts"]["mx1"]["address"], "mx1.acme.test", 143, lab_ca)
     imap.login(alice["address"], alice["password"])
     raw = wait_for_message(imap, message_id)
     imap.logout()

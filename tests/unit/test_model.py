@@ -87,6 +87,9 @@ BAD = {
     "host address that is not an IP": (
         replace("address: 192.0.2.11", "address: mx2"),
         "hosts.mx2.example.org.address", "'mx2' is not an IP address"),
+    "ACME directory that is not https": (
+        "tls: {acme_directory: 'http://ca.example.org/dir'}\n" + VALID,
+        "tls.acme_directory", "'http://ca.example.org/dir' is not an https:// URL"),
     "catch-all to a missing local address": (
         replace("    catch_all: anna@example.org", "    catch_all: nobody@example.org"),
         "domains[1].catch_all", "'nobody@example.org' is not a mailbox or alias"),
