@@ -1,14 +1,17 @@
-"""Dovecot user and password files derived from the model (pure logic, no I/O)."""
+"""Dovecot user, password and retention files derived from the model (pure logic)."""
 from .model import MailSystem
 
 VMAIL_UID = 5000
-# Dovecot's %s: the service asking. "smtp" is Postfix's SASL (submission).
-SERVICES = ("imap", "pop3", "smtp")
+# Dovecot's quota-status policy service, asked by Postfix at RCPT time.
+QUOTA_STATUS_PORT = 12340
+# Dovecot's %s: the service asking. "smtp" is Postfix's SASL (submission),
+# "sieve" is ManageSieve.
+SERVICES = ("imap", "pop3", "smtp", "sieve")
 
 
 def passwd_file(system: MailSystem, service: str) -> str:
     """Only mailboxes allowed to use `service` can log in to it."""
-    allowed = [m for m in system.mailboxes if service == "smtp" or service in m.protocols]
+    allowed = [m for m in system.mailboxes if service in ("smtp", "sieve") or service in m.protocols]
     return "".join(f"{m.address}:{m.password_hash}\n" for m in allowed)
 
 
@@ -17,3 +20,11 @@ def users_file(system: MailSystem) -> str:
         f"{m.address}::{VMAIL_UID}:{VMAIL_UID}::/var/vmail/{m.domain}/{m.localpart}::"
         f"quota_rule=*:storage={m.quota}B\n"
         for m in system.mailboxes)
+
+
+def retention_file(system: MailSystem) -> str:
+    """One line per mailbox for mailstack-expire: address and seconds to keep
+    POP3-deleted, expunged, Trash and Junk mail."""
+    return "".join(
+        f"{m.address} {r.pop3_deleted} {r.expunged} {r.trash} {r.junk}\n"
+        for m in system.mailboxes for r in [m.retention])

@@ -24,6 +24,14 @@ HASH_SCHEMES = {
 }
 CRYPT_PREFIX = {"$6$": "SHA512-CRYPT", "$5$": "SHA256-CRYPT", "$2y$": "BLF-CRYPT",
                 "$2b$": "BLF-CRYPT", "$2a$": "BLF-CRYPT", "$argon2id$": "ARGON2ID"}
+DURATION_UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 7 * 86400}
+# How long mail is kept after it leaves a user's sight (see README, "Mailbox options").
+RETENTION_DEFAULTS = {
+    "pop3_deleted": "30d",  # deleted by a POP3 client: still there for IMAP and webmail
+    "expunged": "15d",      # expunged over IMAP: recoverable by the operator
+    "trash": "30d",         # in Trash: expunged after
+    "junk": "30d",          # in Junk: expunged after
+}
 SIZE_UNITS = {"": 1, "B": 1, "K": 1024, "M": 1024**2, "G": 1024**3, "T": 1024**4}
 DOMAIN_RE = re.compile(r"^(?=.{1,253}$)([a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?\.)+[a-z][a-z0-9-]{0,61}[a-z0-9]$")
 LOCALPART_RE = re.compile(r"^[a-z0-9!#$%&'*/=?^_`{|}~-]+(\.[a-z0-9!#$%&'*/=?^_`{|}~-]+)*$")
@@ -46,10 +54,20 @@ class Host:
 
 
 @dataclass(frozen=True)
+class Retention:
+    """Seconds each kind of removed mail is kept."""
+    pop3_deleted: int
+    expunged: int
+    trash: int
+    junk: int
+
+
+@dataclass(frozen=True)
 class Domain:
     name: str
     quota: int
     protocols: frozenset[str]
+    retention: Retention
     catch_all: str | None = None
 
 
@@ -59,6 +77,7 @@ class Mailbox:
     password_hash: str  # always with its {SCHEME} prefix
     quota: int
     protocols: frozenset[str]
+    retention: Retention
 
     @property
     def domain(self):
@@ -79,6 +98,7 @@ class Alias:
 class Limits:
     message_size: int
     recipients: int
+    messages_per_minute: int
 
 
 @dataclass(frozen=True)
@@ -114,6 +134,22 @@ class MailSystem:
 
     def domain(self, name) -> Domain:
         return next(d for d in self.domains if d.name == name)
+
+    def owners(self, address) -> list[str]:
+        """Mailboxes that may send as `address`: itself, or the local mailboxes an
+        alias delivers to (through other aliases too)."""
+        mailboxes = {m.address for m in self.mailboxes}
+        aliases = {a.address: a.targets for a in self.aliases}
+        found, todo, seen = [], [address], set()
+        while todo:
+            a = todo.pop(0)
+            if a in seen:
+                continue
+            seen.add(a)
+            if a in mailboxes:
+                found.append(a)
+            todo += aliases.get(a, ())
+        return found
 
 
 # --- parsing helpers -----------------------------------------------------------
@@ -169,6 +205,22 @@ class _Reader:
             self.fail(where, f"'{value}' is not a size (use a number with K, M, G or T, e.g. 10G)")
         return int(m.group(1)) * SIZE_UNITS[m.group(2).upper()]
 
+    def duration(self, value, where):
+        m = re.fullmatch(r"\s*(\d+)\s*([smhdw])\s*", str(value))
+        if isinstance(value, bool) or not m or int(m.group(1)) == 0:
+            self.fail(where, f"'{value}' is not a duration (a number with s, m, h, d or w, e.g. 30d)")
+        return int(m.group(1)) * DURATION_UNITS[m.group(2)]
+
+    def retention(self, value, where, inherited):
+        self.mapping(value, where, optional=tuple(RETENTION_DEFAULTS))
+        return Retention(**{k: self.duration(value[k], f"{where}.{k}") if k in value
+                            else getattr(inherited, k) for k in RETENTION_DEFAULTS})
+
+    def positive(self, value, where):
+        if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+            self.fail(where, f"'{value}' is not a positive number")
+        return value
+
     def protocols(self, value, where):
         value = self.listof(value, where, allow_empty=False)
         for i, p in enumerate(value):
@@ -221,10 +273,13 @@ def parse_system(raw, path) -> MailSystem:
               optional=("name", "defaults", "limits", "mailboxes", "aliases",
                         "password_hashes_file", "postmaster", "tls"))
     hosts = _hosts(r, raw["hosts"])
-    defaults = r.mapping(raw.get("defaults") or {}, "defaults", optional=("quota", "protocols"))
+    defaults = r.mapping(raw.get("defaults") or {}, "defaults",
+                         optional=("quota", "protocols", "retention"))
     default_quota = r.size(defaults.get("quota", "1G"), "defaults.quota")
     default_protocols = r.protocols(defaults.get("protocols", ["imap"]), "defaults.protocols")
-    domains = _domains(r, raw["domains"], default_quota, default_protocols)
+    builtin = Retention(**{k: r.duration(v, "") for k, v in RETENTION_DEFAULTS.items()})
+    default_retention = r.retention(defaults.get("retention") or {}, "defaults.retention", builtin)
+    domains = _domains(r, raw["domains"], default_quota, default_protocols, default_retention)
     names = {d.name for d in domains}
 
     hashes = {}
@@ -242,11 +297,11 @@ def parse_system(raw, path) -> MailSystem:
         if d.catch_all and d.catch_all.split("@")[1] in names and d.catch_all not in local:
             r.fail(f"domains[{i}].catch_all", f"'{d.catch_all}' is not a mailbox or alias")
 
-    limits_raw = r.mapping(raw.get("limits") or {}, "limits", optional=("message_size", "recipients"))
-    recipients = limits_raw.get("recipients", 100)
-    if isinstance(recipients, bool) or not isinstance(recipients, int) or recipients < 1:
-        r.fail("limits.recipients", f"'{recipients}' is not a positive number")
-    limits = Limits(r.size(limits_raw.get("message_size", "50M"), "limits.message_size"), recipients)
+    limits_raw = r.mapping(raw.get("limits") or {}, "limits",
+                           optional=("message_size", "recipients", "messages_per_minute"))
+    limits = Limits(r.size(limits_raw.get("message_size", "50M"), "limits.message_size"),
+                    r.positive(limits_raw.get("recipients", 100), "limits.recipients"),
+                    r.positive(limits_raw.get("messages_per_minute", 60), "limits.messages_per_minute"))
 
     postmaster = r.address(raw.get("postmaster", f"postmaster@{domains[0].name}"), "postmaster")
     if postmaster.split("@")[1] in names and postmaster not in local:
@@ -288,14 +343,15 @@ def _hosts(r, raw):
     return tuple(hosts)
 
 
-def _domains(r, raw, default_quota, default_protocols):
+def _domains(r, raw, default_quota, default_protocols, default_retention):
     raw = r.listof(raw, "domains", allow_empty=False)
     domains, seen = [], set()
     for i, d in enumerate(raw):
         where = f"domains[{i}]"
         if isinstance(d, str):
             d = {"name": d}
-        r.mapping(d, where, required=("name",), optional=("quota", "protocols", "catch_all"))
+        r.mapping(d, where, required=("name",),
+                  optional=("quota", "protocols", "catch_all", "retention"))
         name = r.domain(d["name"], f"{where}.name")
         if name in seen:
             r.fail(f"{where}.name", f"duplicate domain '{name}'")
@@ -307,6 +363,7 @@ def _domains(r, raw, default_quota, default_protocols):
             name,
             r.size(d["quota"], f"{where}.quota") if "quota" in d else default_quota,
             r.protocols(d["protocols"], f"{where}.protocols") if "protocols" in d else default_protocols,
+            r.retention(d.get("retention") or {}, f"{where}.retention", default_retention),
             catch_all))
     return tuple(domains)
 
@@ -315,7 +372,8 @@ def _mailboxes(r, raw, domains, hashes):
     mailboxes, seen = [], set()
     for i, m in enumerate(r.listof(raw, "mailboxes")):
         where = f"mailboxes[{i}]"
-        r.mapping(m, where, required=("address",), optional=("password_hash", "quota", "protocols"))
+        r.mapping(m, where, required=("address",),
+                  optional=("password_hash", "quota", "protocols", "retention"))
         address = r.address(m["address"], f"{where}.address")
         domain = domains.get(address.split("@")[1])
         if domain is None:
@@ -328,7 +386,8 @@ def _mailboxes(r, raw, domains, hashes):
             address,
             r.password_hash(m.get("password_hash") or hashes.get(address), f"{where}.password_hash"),
             r.size(m["quota"], f"{where}.quota") if "quota" in m else domain.quota,
-            r.protocols(m["protocols"], f"{where}.protocols") if "protocols" in m else domain.protocols))
+            r.protocols(m["protocols"], f"{where}.protocols") if "protocols" in m else domain.protocols,
+            r.retention(m.get("retention") or {}, f"{where}.retention", domain.retention)))
     return tuple(mailboxes)
 
 

@@ -16,3 +16,13 @@ def virtual_aliases(system: MailSystem) -> str:
         lines += [f"{m.address} {m.address}" for m in system.mailboxes if m.domain in names]
         lines += [f"@{d.name} {d.catch_all}" for d in catch_all]
     return "".join(line + "\n" for line in lines)
+
+
+def sender_logins(system: MailSystem) -> str:
+    """address -> the logins allowed to use it as sender (smtpd_sender_login_maps)."""
+    lines = []
+    for address in [m.address for m in system.mailboxes] + [a.address for a in system.aliases]:
+        owners = system.owners(address)
+        if owners:
+            lines.append(f"{address} {', '.join(owners)}")
+    return "".join(line + "\n" for line in lines)

@@ -1,15 +1,23 @@
 """Dovecot on the primary MX: Maildir storage, IMAP and POP3 per mailbox, LMTP
-delivery from Postfix."""
+delivery, quotas, Sieve/ManageSieve, retention and recovery of deleted mail."""
 from io import StringIO
 
 from pyinfra import host
 from pyinfra.operations import files, server, systemd
 from pyinfra.operations.util import any_changed
 
-from mailstack.dovecot import SERVICES, VMAIL_UID, passwd_file, users_file
+from mailstack.dovecot import (QUOTA_STATUS_PORT, SERVICES, VMAIL_UID, passwd_file,
+                               retention_file, users_file)
 from roles import template, tls
 
-PACKAGES = ["dovecot-core", "dovecot-imapd", "dovecot-pop3d", "dovecot-lmtpd"]
+PACKAGES = ["dovecot-core", "dovecot-imapd", "dovecot-pop3d", "dovecot-lmtpd",
+            "dovecot-sieve", "dovecot-managesieved"]
+
+
+def data_file(name, content, mode="640"):
+    # Password files hold hashes: readable by Dovecot's auth process only.
+    return files.put(name=f"dovecot: {name}", src=StringIO(content), dest=f"/etc/dovecot/{name}",
+                     user="root", group="dovecot", mode=mode)
 
 
 def apply():
@@ -19,16 +27,21 @@ def apply():
                 home="/var/vmail", shell="/usr/sbin/nologin", system=True, create_home=False)
     files.directory(name="dovecot: /var/vmail", path="/var/vmail", user="vmail", group="vmail",
                     mode="750")
-    changed = [template("dovecot", "/etc/dovecot/dovecot.conf", tls_cert=tls.CERT, tls_key=tls.KEY)]
-    # Password files hold hashes: readable by Dovecot's auth process only.
-    for service in SERVICES:
-        changed.append(files.put(name=f"dovecot: passwd.{service}",
-                                 src=StringIO(passwd_file(mail, service)),
-                                 dest=f"/etc/dovecot/passwd.{service}",
-                                 user="root", group="dovecot", mode="640"))
-    changed.append(files.put(name="dovecot: users", src=StringIO(users_file(mail)),
-                             dest="/etc/dovecot/users", user="root", group="dovecot", mode="640"))
+    changed = [
+        template("dovecot", "/etc/dovecot/dovecot.conf", tls_cert=tls.CERT, tls_key=tls.KEY,
+                 vmail_uid=VMAIL_UID, quota_status_port=QUOTA_STATUS_PORT),
+        template("dovecot", "/usr/local/lib/mailstack/quota-warning", mode="755"),
+        *[data_file(f"passwd.{s}", passwd_file(mail, s)) for s in SERVICES],
+        data_file("users", users_file(mail)),
+    ]
+    data_file("retention", retention_file(mail), mode="644")
+    template("dovecot", "/usr/local/sbin/mailstack-expire", mode="755")
+    template("dovecot", "/usr/local/sbin/mailstack-undelete", mode="755")
+    units = [template("dovecot", f"/etc/systemd/system/mailstack-expire.{u}")
+             for u in ("service", "timer")]
     server.shell(name="dovecot: check configuration", commands=["doveconf -n >/dev/null"],
                  _if=any_changed(*changed))
     systemd.service(name="dovecot: service", service="dovecot", running=True, enabled=True,
                     restarted=True, _if=any_changed(*changed))
+    systemd.service(name="dovecot: retention timer", service="mailstack-expire.timer",
+                    running=True, enabled=True, daemon_reload=True, _if=any_changed(*units))

@@ -1,12 +1,13 @@
 """Postfix on the primary MX: inbound mail for every domain of the model, handed
-to Dovecot over LMTP."""
+to Dovecot over LMTP; submission on 587 and 465 for authenticated users."""
 from io import StringIO
 
 from pyinfra import host
 from pyinfra.operations import files, server, systemd
 from pyinfra.operations.util import any_changed
 
-from mailstack.postfix import virtual_aliases, virtual_mailboxes
+from mailstack.dovecot import QUOTA_STATUS_PORT
+from mailstack.postfix import sender_logins, virtual_aliases, virtual_mailboxes
 from roles import template, tls
 
 PACKAGES = ["postfix"]
@@ -27,9 +28,12 @@ def apply():
     changed = [
         files.put(name="postfix: /etc/mailname", src=StringIO(host.data.fqdn + "\n"),
                   dest="/etc/mailname"),
-        template("postfix", "/etc/postfix/main.cf", tls_cert=tls.CERT, tls_key=tls.KEY),
+        template("postfix", "/etc/postfix/main.cf", tls_cert=tls.CERT, tls_key=tls.KEY,
+                 quota_status_port=QUOTA_STATUS_PORT),
+        template("postfix", "/etc/postfix/master.cf"),
         postmap("virtual_mailboxes", virtual_mailboxes(mail)),
         postmap("virtual_aliases", virtual_aliases(mail)),
+        postmap("sender_logins", sender_logins(mail)),
     ]
     # Check the rendered configuration before (re)starting.
     server.shell(name="postfix: check configuration", commands=["postfix check"],

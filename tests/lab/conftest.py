@@ -12,6 +12,8 @@ from pathlib import Path
 import pytest
 import testinfra
 
+from .mailclient import Server
+
 ROOT = Path(__file__).resolve().parents[2]
 LABCTL = [sys.executable, str(ROOT / "lab" / "labctl")]
 LAB_JSON = ROOT / ".lab" / "lab.json"
@@ -53,3 +55,17 @@ def lab_ca(lab):
     pem = response.read().decode()
     Path(lab["ca_certificate"]).write_text(pem)
     return pem
+
+
+@pytest.fixture(scope="session")
+def mx1(lab, lab_ca):
+    return Server(lab["hosts"]["mx1"]["address"], lab["hosts"]["mx1"]["fqdn"], lab_ca)
+
+
+def pytest_collection_modifyitems(items):
+    """Tests marked `after_all` read what every other test left behind: run them last."""
+    items.sort(key=lambda item: item.get_closest_marker("after_all") is not None)
+
+
+def pytest_configure(config):
+    config.addinivalue_line("markers", "after_all: run after every other test")

@@ -1,10 +1,15 @@
-"""Real protocol clients for lab scenarios. TLS is always verified, name included:
-clients connect to a lab address but check the certificate against the host name."""
+"""Real protocol clients for lab scenarios. TLS is always verified, host name
+included: the operator machine does not use the lab DNS, so each client connects
+to a lab address while checking the certificate against the host's name."""
+import base64
 import imaplib
+import poplib
+import re
 import smtplib
 import socket
 import ssl
 import time
+import uuid
 
 
 def tls_context(ca_pem):
@@ -16,10 +21,11 @@ def tls_context(ca_pem):
 class IMAP(imaplib.IMAP4):
     """IMAP to `address`, verifying TLS for `hostname` (STARTTLS, or implicit on 993)."""
 
-    def __init__(self, address, hostname, port, ca_pem, implicit_tls=False):
-        self._address, self._ctx, self._implicit = address, tls_context(ca_pem), implicit_tls
+    def __init__(self, address, hostname, port, ca_pem, starttls=True):
+        self._address, self._ctx = address, tls_context(ca_pem)
+        self._implicit = port == 993
         super().__init__(hostname, port, timeout=20)
-        if not implicit_tls:
+        if starttls and not self._implicit:
             self.starttls(ssl_context=self._ctx)
 
     def _create_socket(self, timeout):
@@ -27,19 +33,132 @@ class IMAP(imaplib.IMAP4):
         return self._ctx.wrap_socket(sock, server_hostname=self.host) if self._implicit else sock
 
 
+class POP3(poplib.POP3):
+    """POP3 to `address`, verifying TLS for `hostname` (STLS, or implicit on 995)."""
+
+    def __init__(self, address, hostname, port, ca_pem, starttls=True):
+        self._address, self._ctx = address, tls_context(ca_pem)
+        self._implicit = port == 995
+        super().__init__(hostname, port, timeout=20)
+        if starttls and not self._implicit:
+            self.stls(context=self._ctx)
+
+    def _create_socket(self, timeout):
+        sock = socket.create_connection((self._address, self.port), timeout)
+        return self._ctx.wrap_socket(sock, server_hostname=self.host) if self._implicit else sock
+
+
+class SMTP(smtplib.SMTP):
+    """SMTP to `address` as `hostname`: STARTTLS verifies the name, 465 is implicit TLS."""
+
+    def __init__(self, address, hostname, port=25, ca_pem=None):
+        self._address, self._ctx = address, tls_context(ca_pem) if ca_pem else None
+        self._implicit = port == 465
+        super().__init__(hostname, port, local_hostname="operator.lab.test", timeout=20)
+
+    def _get_socket(self, host, port, timeout):
+        sock = socket.create_connection((self._address, port), timeout)
+        return self._ctx.wrap_socket(sock, server_hostname=host) if self._implicit else sock
+
+    def secure(self):
+        if not self._implicit:
+            self.starttls(context=self._ctx)
+        self.ehlo()
+        return self
+
+
+class ManageSieve:
+    """Just enough ManageSieve (RFC 5804) to upload and activate a script."""
+
+    def __init__(self, address, hostname, ca_pem, port=4190):
+        self.sock = socket.create_connection((address, port), 20)
+        self.file = self.sock.makefile("rb")
+        self.greeting = self._response()
+        self._send("STARTTLS")
+        self._ok()
+        self.sock = tls_context(ca_pem).wrap_socket(self.sock, server_hostname=hostname)
+        self.file = self.sock.makefile("rb")
+        self.capabilities = self._response()
+
+    def _send(self, line):
+        self.sock.sendall(line.encode() + b"\r\n")
+
+    def _response(self):
+        lines = []
+        while True:
+            line = self.file.readline().decode().rstrip("\r\n")
+            lines.append(line)
+            if re.match(r"^(OK|NO|BYE)\b", line):
+                return lines
+
+    def _ok(self):
+        lines = self._response()
+        if not lines[-1].startswith("OK"):
+            raise RuntimeError(f"ManageSieve: {lines[-1]}")
+        return lines
+
+    def login(self, user, password):
+        token = base64.b64encode(f"\0{user}\0{password}".encode()).decode()
+        self._send(f'AUTHENTICATE "PLAIN" "{token}"')
+        self._ok()
+
+    def put_and_activate(self, name, script):
+        data = script.encode()
+        self.sock.sendall(f'PUTSCRIPT "{name}" {{{len(data)}+}}\r\n'.encode() + data + b"\r\n")
+        self._ok()
+        self._send(f'SETACTIVE "{name}"')
+        self._ok()
+
+    def logout(self):
+        self._send("LOGOUT")
+        self._response()
+        self.sock.close()
+
+
 def wait_for_message(imap, message_id, timeout=60, mailbox="INBOX"):
     """Return the raw message with this Message-ID once it is in `mailbox`."""
     deadline = time.monotonic() + timeout
     while True:
-        imap.select(mailbox)
+        imap.select(f'"{mailbox}"')
         typ, data = imap.search(None, "HEADER", "Message-ID", message_id)
         if data[0]:
             typ, msg = imap.fetch(data[0].split()[-1], "(RFC822)")
             return msg[0][1]
         if time.monotonic() > deadline:
             raise AssertionError(f"{message_id} not in {mailbox} after {timeout}s")
-        time.sleep(1)
+        time.sleep(0.5)
 
 
-def smtp(address, port=25, timeout=20):
-    return smtplib.SMTP(address, port, timeout=timeout, local_hostname="operator.lab.test")
+def message(sender, recipient, subject="test", body="Hello.", message_id=None, extra=""):
+    message_id = message_id or f"<{uuid.uuid4()}@mailstack.test>"
+    return message_id, (f"From: {sender}\r\nTo: {recipient}\r\nSubject: {subject}\r\n"
+                        f"Message-ID: {message_id}\r\nDate: {time.strftime('%a, %d %b %Y %H:%M:%S +0000', time.gmtime())}\r\n"
+                        f"{extra}\r\n{body}\r\n")
+
+
+class Server:
+    """A lab mail server seen from a client: logged-in sessions on each port."""
+
+    def __init__(self, address, hostname, ca_pem):
+        self.address, self.hostname, self.ca_pem = address, hostname, ca_pem
+
+    def imap(self, mailbox, port=993):
+        imap = IMAP(self.address, self.hostname, port, self.ca_pem)
+        imap.login(mailbox["address"], mailbox["password"])
+        return imap
+
+    def pop3(self, mailbox, port=995):
+        pop = POP3(self.address, self.hostname, port, self.ca_pem)
+        pop.user(mailbox["address"])
+        pop.pass_(mailbox["password"])
+        return pop
+
+    def smtp(self, port=25):
+        return SMTP(self.address, self.hostname, port, self.ca_pem)
+
+    def submit(self, mailbox, recipients, text, sender=None, port=587):
+        """Authenticated submission; returns what the server said to each recipient."""
+        with self.smtp(port) as s:
+            s.secure()
+            s.login(mailbox["address"], mailbox["password"])
+            return s.sendmail(sender or mailbox["address"], recipients, text)

@@ -4,7 +4,8 @@ import pytest
 
 SERVICES = {
     "dns": ["ssh", "knot", "unbound", "systemd-journald"],
-    "mx1": ["ssh", "postfix", "dovecot", "systemd-journald"],
+    "mx1": ["ssh", "postfix", "dovecot", "mailstack-expire.timer", "certbot.timer",
+            "systemd-journald"],
     "mx2": ["ssh", "systemd-journald"],
     "backup": ["ssh", "systemd-journald"],
     "outside": ["ssh", "postfix", "pebble", "systemd-journald"],
@@ -12,7 +13,8 @@ SERVICES = {
 # Listening TCP sockets, as "address:port" ("*" = every address).
 LISTENING = {
     "dns": {"*:22", "127.0.0.1:53", "{address}:53", "127.0.0.2:53", "{address}:5300"},
-    "mx1": {"*:22", "*:25", "*:110", "*:143", "*:993", "*:995"},
+    "mx1": {"*:22", "*:25", "*:465", "*:587", "*:110", "*:143", "*:993", "*:995", "*:4190",
+            "127.0.0.1:12340"},
     "mx2": {"*:22"},
     "backup": {"*:22"},
     "outside": {"*:22", "*:25", "*:14000", "*:15000"},

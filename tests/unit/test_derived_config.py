@@ -73,3 +73,24 @@ def test_hash_password_command_prints_a_hash_the_model_accepts(write_data):
                          input="another one\n", capture_output=True, text=True, check=True).stdout.strip()
     text = VALID.replace(VALID.split('password_hash: "')[1].split('"')[0], out)
     assert load_system(write_data(text)).mailboxes[0].password_hash == out
+
+
+def test_each_mailbox_sends_as_itself_and_the_aliases_that_reach_it(write_data):
+    from mailstack.postfix import sender_logins
+    text = VALID + "  - address: all@example.org\n    to: team@example.org\n"
+    logins = sender_logins(load_system(write_data(text))).splitlines()
+    assert "anna@example.org anna@example.org" in logins
+    assert "postmaster@example.org anna@example.org" in logins
+    assert "team@example.org anna@example.org, ben@example.org" in logins
+    assert "all@example.org anna@example.org, ben@example.org" in logins   # through team@
+
+
+def test_retention_inherits_defaults_domain_then_mailbox(write_data):
+    from mailstack.dovecot import retention_file
+    text = ("defaults:\n  retention: {trash: 7d}\n" + VALID
+            .replace("  - name: example.org\n", "  - name: example.org\n    retention: {junk: 2w}\n")
+            .replace("    quota: 2G\n", "    quota: 2G\n    retention: {pop3_deleted: 10s}\n"))
+    lines = retention_file(load_system(write_data(text))).splitlines()
+    day = 86400
+    assert lines == [f"anna@example.org {30 * day} {15 * day} {7 * day} {14 * day}",
+                     f"ben@example.org 10 {15 * day} {7 * day} {14 * day}"]

@@ -87,6 +87,12 @@ BAD = {
     "host address that is not an IP": (
         replace("address: 192.0.2.11", "address: mx2"),
         "hosts.mx2.example.org.address", "'mx2' is not an IP address"),
+    "bad retention": (
+        replace("    quota: 2G", "    quota: 2G\n    retention: {trash: forever}"),
+        "mailboxes[1].retention.trash", "'forever' is not a duration"),
+    "unknown retention kind": (
+        replace("    quota: 2G", "    quota: 2G\n    retention: {spam: 1d}"),
+        "mailboxes[1].retention.spam", "unknown key 'spam'"),
     "ACME directory that is not https": (
         "tls: {acme_directory: 'http://ca.example.org/dir'}\n" + VALID,
         "tls.acme_directory", "'http://ca.example.org/dir' is not an https:// URL"),

@@ -1,0 +1,55 @@
+"""Inbound mail on port 25: aliases, catch-all, sub-addresses, unknown recipients,
+and no relaying for strangers."""
+import pytest
+
+from .mailclient import message, wait_for_message
+
+
+def deliver(mx1, recipients, text, sender="someone@example.test"):
+    with mx1.smtp(25) as s:
+        s.secure()
+        return s.sendmail(sender, recipients, text)
+
+
+@pytest.mark.parametrize("recipient, mailboxes", [
+    ("postmaster@acme.test", ["alice@acme.test"]),                    # alias, one target
+    ("sales@acme.test", ["alice@acme.test", "carol@acme.test"]),      # alias, two targets
+    ("nobody-in-particular@globex.test", ["dave@globex.test"]),       # catch-all
+    ("alice+newsletters@acme.test", ["alice@acme.test"]),             # sub-address
+])
+def test_mail_reaches_every_mailbox_behind_an_address(mx1, mailbox, recipient, mailboxes):
+    message_id, text = message("someone@example.test", recipient)
+    assert deliver(mx1, [recipient], text) == {}
+    for address in mailboxes:
+        imap = mx1.imap(mailbox(address))
+        wait_for_message(imap, message_id)
+        imap.logout()
+
+
+def test_a_catch_all_does_not_take_mail_of_real_mailboxes(mx1, mailbox):
+    # frank@globex.test is a real mailbox in the catch-all domain.
+    message_id, text = message("someone@example.test", "frank@globex.test")
+    assert deliver(mx1, ["frank@globex.test"], text) == {}
+    imap = mx1.imap(mailbox("frank@globex.test"))
+    wait_for_message(imap, message_id)
+    imap.logout()
+    imap = mx1.imap(mailbox("dave@globex.test"))
+    imap.select("INBOX")
+    assert imap.search(None, "HEADER", "Message-ID", message_id)[1] == [b""]
+    imap.logout()
+
+
+def test_unknown_recipient_is_rejected_at_rcpt(mx1):
+    with mx1.smtp(25) as s:
+        s.secure()
+        s.mail("someone@example.test")
+        code, reply = s.rcpt("nobody@acme.test")
+    assert code == 550 and b"User unknown" in reply
+
+
+def test_mx1_is_not_an_open_relay(mx1):
+    with mx1.smtp(25) as s:
+        s.secure()
+        s.mail("someone@example.test")
+        code, reply = s.rcpt("victim@example.test")
+    assert code == 554 and b"Relay access denied" in reply

@@ -1,0 +1,29 @@
+"""After every scenario, mx1's Postfix and Dovecot logs hold no error or warning
+other than those the tests provoked on purpose."""
+import re
+
+import pytest
+
+# What the scenarios provoke, each with the test that does it.
+PROVOKED = [
+    r"NOQUEUE: reject: RCPT from .*: 550 5\.1\.1 <nobody@acme\.test>",   # unknown recipient
+    r"NOQUEUE: reject: RCPT from .*: 554 5\.7\.1 <victim@example\.test>",  # open relay
+    r"NOQUEUE: reject: RCPT from .*: 553 5\.7\.1 <carol@acme\.test>",   # forged sender
+    r"NOQUEUE: reject: RCPT from .*: 552 5\.2\.2 <frank@globex\.test>",  # over quota
+    r"NOQUEUE: reject: RCPT from .*: 554 5\.7\.1 <dave@globex\.test>: Relay access denied",  # no login
+    r"auth failed.*user=<(bob|carol)@acme\.test>",                       # wrong protocol
+    r"SSL_accept error .*(unsupported protocol|version too low)",        # TLS 1.1 refused
+    r"warning: .*SASL (LOGIN|PLAIN) authentication failed",
+]
+
+
+@pytest.mark.after_all
+def test_postfix_and_dovecot_logged_no_unexpected_error_or_warning(hosts):
+    log = hosts["mx1"].check_output(
+        "journalctl --no-pager -o cat -u postfix@- -u dovecot -t postfix/smtpd -t postfix/submission"
+        " -t postfix/submissions -t postfix/lmtp -t postfix/qmgr -t postfix/cleanup -t dovecot"
+        " -t postfix/postfix-script -t postfix/master")
+    bad = [line for line in log.splitlines()
+           if re.search(r"\b(error|warning|fatal|panic)\b", line, re.I)
+           and not any(re.search(p, line) for p in PROVOKED)]
+    assert bad == []
