@@ -18,7 +18,7 @@ def passwd_file(system: MailSystem, service: str) -> str:
 def users_file(system: MailSystem) -> str:
     return "".join(
         f"{m.address}::{VMAIL_UID}:{VMAIL_UID}::/var/vmail/{m.domain}/{m.localpart}::"
-        f"quota_rule=*:storage={m.quota}B\n"
+        f"userdb_quota_rule=*:storage={m.quota}B\n"
         for m in system.mailboxes)
 
 

@@ -43,5 +43,6 @@ def apply():
                  _if=any_changed(*changed))
     systemd.service(name="dovecot: service", service="dovecot", running=True, enabled=True,
                     restarted=True, _if=any_changed(*changed))
+    systemd.daemon_reload(name="dovecot: systemd reload", _if=any_changed(*units))
     systemd.service(name="dovecot: retention timer", service="mailstack-expire.timer",
-                    running=True, enabled=True, daemon_reload=True, _if=any_changed(*units))
+                    running=True, enabled=True)

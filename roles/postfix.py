@@ -35,6 +35,9 @@ def apply():
         postmap("virtual_aliases", virtual_aliases(mail)),
         postmap("sender_logins", sender_logins(mail)),
     ]
+    # Mail for root and other local accounts goes to the postmaster.
+    aliases = template("postfix", "/etc/aliases")
+    server.shell(name="postfix: newaliases", commands=["newaliases"], _if=aliases.did_change)
     # Check the rendered configuration before (re)starting.
     server.shell(name="postfix: check configuration", commands=["postfix check"],
                  _if=any_changed(*changed))

@@ -58,7 +58,13 @@ def lab_ca(lab):
 
 
 @pytest.fixture(scope="session")
-def mx1(lab, lab_ca):
+def session_start(hosts):
+    """mx1's clock when the scenarios began (after the deploy)."""
+    return int(hosts["mx1"].check_output("date +%s"))
+
+
+@pytest.fixture(scope="session")
+def mx1(lab, lab_ca, session_start):
     return Server(lab["hosts"]["mx1"]["address"], lab["hosts"]["mx1"]["fqdn"], lab_ca)
 
 

@@ -46,7 +46,8 @@ def test_mail_sent_from_outside_arrives_in_the_imap_inbox(lab, hosts, mailbox, l
     # Relayed by outside's Postfix straight to mx1, over TLS.
     outside = re.escape(lab["hosts"]["outside"]["address"].encode())
     assert re.search(rb"Received: from mail\.example\.test \(\S+ \[" + outside +
-                     rb"\]\)\s+by mx1\.acme\.test \(Postfix\) with ESMTPS", raw), raw
+                     rb"\]\)\s+\(using TLSv1\.[23][^)]*\)[^:]*by mx1\.acme\.test \(Postfix\) with ESMTPS",
+                     raw), raw
 
 
 def quote(text):
