@@ -47,6 +47,15 @@ def test_unknown_recipient_is_rejected_at_rcpt(mx1):
     assert code == 550 and b"User unknown" in reply
 
 
+def test_mx1_relays_nothing_for_a_host_out_on_the_internet(hosts):
+    # From outside, through the lab DNS, the way a spammer would try it.
+    result = hosts["outside"].run(
+        "swaks --server mx1.acme.test --from spammer@example.test --to victim@example.test"
+        " --quit-after RCPT")
+    assert result.rc == 24, result.stdout          # swaks: RCPT TO refused
+    assert "554 5.7.1 <victim@example.test>: Relay access denied" in result.stdout
+
+
 def test_mx1_is_not_an_open_relay(mx1):
     with mx1.smtp(25) as s:
         s.secure()

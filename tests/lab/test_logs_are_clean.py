@@ -7,10 +7,11 @@ import pytest
 # What the scenarios provoke, each with the test that does it.
 PROVOKED = [
     r"NOQUEUE: reject: RCPT from .*: 550 5\.1\.1 <nobody@acme\.test>",   # unknown recipient
-    r"NOQUEUE: reject: RCPT from .*: 554 5\.7\.1 <victim@example\.test>",  # open relay
+    r"NOQUEUE: reject: RCPT from .*: 554 5\.7\.1 <victim@example\.test>",  # open relay tests
     r"NOQUEUE: reject: RCPT from .*: 553 5\.7\.1 <carol@acme\.test>",   # forged sender
     r"NOQUEUE: reject: RCPT from .*: 552 5\.2\.2 <frank@globex\.test>",  # over quota
     r"NOQUEUE: reject: RCPT from .*: 554 5\.7\.1 <dave@globex\.test>: Relay access denied",  # no login
+    r"warning: Message delivery request rate limit exceeded: \d+ from [^ ]+\[10\.66\.0\.20\]",  # flood
     r"auth failed.*user=<(bob|carol)@acme\.test>",                       # wrong protocol
     r"SSL_accept error from unknown\[[0-9.]+\]: -1",                   # TLS 1.1 refused
     r"error:0A000102:SSL routines::unsupported protocol",
