@@ -28,9 +28,10 @@ lab: venv
 	$(PY) lab/labctl deploy
 	$(PY) lab/labctl status
 
-## deploy: deploy the lab again (by hand: pyinfra -y inventory/lab.py deploy.py)
+## deploy: deploy the lab again, then publish its DNS records. By hand:
+##   .venv/bin/pyinfra -y inventory/lab.py deploy.py && .venv/bin/python -m mailstack publish inventory/lab.py
 deploy: venv
-	$(VENV)/bin/pyinfra -y inventory/lab.py deploy.py
+	$(PY) lab/labctl deploy
 
 ## test: unit tests, then the lab scenarios (brings the lab up and deploys if needed)
 test: unit lab-test

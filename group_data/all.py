@@ -28,3 +28,7 @@ acme_api_cert = None
 
 # acme_ca (lab only): the pebble API's key, on the operator machine.
 acme_api_key = None
+
+# dns: the TSIG key RFC 2136 updates are signed with ({name, algorithm, secret});
+# made by mailstack itself (secrets/<system>/tsig.json) when dns.publish is set.
+tsig_key = None

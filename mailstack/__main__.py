@@ -1,17 +1,38 @@
 """mailstack command line.
 
-    python -m mailstack hash-password      read a password, print its hash for the data file
-    python -m mailstack check FILE.yml     validate a mail system's data file
+    python -m mailstack hash-password          read a password, print its hash for the data file
+    python -m mailstack check FILE.yml         validate a mail system's data file
+    python -m mailstack records FILE.yml       the DNS records, as a zone-file snippet to paste
+                                               (DKIM and TLSA need the hosts: use publish)
+    python -m mailstack publish INVENTORY.py   publish every record by RFC 2136 (dns.publish)
 """
 import getpass
+import runpy
 import sys
 
 from .model import DataError, load_system
 from .passwords import hash_password
 
 
+def load(path):
+    try:
+        return load_system(path)
+    except DataError as e:
+        sys.exit(f"mailstack: invalid mail data: {e}")
+
+
+def inventory_system(inventory):
+    """The mail system an inventory file carries (it validates the data itself)."""
+    groups = runpy.run_path(inventory)
+    for value in groups.values():
+        if isinstance(value, list) and value and isinstance(value[0], tuple):
+            return value[0][1]["mail"], value[0][1]
+    sys.exit(f"mailstack: {inventory} holds no mail system")
+
+
 def main(argv):
-    if argv[:1] == ["hash-password"]:
+    command, args = (argv[0], argv[1:]) if argv else (None, [])
+    if command == "hash-password" and not args:
         if sys.stdin.isatty():
             password = getpass.getpass("Password: ")
             if password != getpass.getpass("Again: "):
@@ -21,13 +42,25 @@ def main(argv):
         if not password:
             sys.exit("mailstack: empty password")
         print(hash_password(password))
-    elif argv[:1] == ["check"] and len(argv) == 2:
-        try:
-            system = load_system(argv[1])
-        except DataError as e:
-            sys.exit(f"mailstack: invalid mail data: {e}")
-        print(f"{argv[1]}: ok ({len(system.domains)} domains, {len(system.mailboxes)} mailboxes, "
+    elif command == "check" and len(args) == 1:
+        system = load(args[0])
+        print(f"{args[0]}: ok ({len(system.domains)} domains, {len(system.mailboxes)} mailboxes, "
               f"{len(system.aliases)} aliases)")
+    elif command == "records" and len(args) == 1:
+        from .dns import snippet, zone_records
+        print(snippet(zone_records(load(args[0]))), end="")
+    elif command == "publish" and len(args) == 1:
+        from .dns import zone_records
+        from .facts import gather
+        from .publish import publish
+        system, data = inventory_system(args[0])
+        if not system.dns.publish:
+            sys.exit("mailstack: dns.publish is not set: use `records` and publish by hand")
+        zones = zone_records(system, facts=gather(args[0], system))
+        mail_zones = {z: r for z, r in zones.items() if z in {d.name for d in system.domains}}
+        sent = publish(mail_zones, system.dns.publish.server, system.dns.publish.port,
+                       data["tsig_key"])
+        print(f"published: {sent} zone update(s) sent, {len(mail_zones) - sent} zone(s) unchanged")
     else:
         sys.exit(__doc__)
 

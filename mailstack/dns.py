@@ -1,9 +1,16 @@
-"""DNS records derived from the mail system model (pure logic, no I/O)."""
+"""DNS records derived from the mail system model (pure logic, no I/O).
+
+Some values live on the hosts, not in the data: each mail domain's DKIM public
+keys (by selector) and each MX's TLS public key hash. They come in as `facts`:
+    {"dkim": {domain: {selector: base64 public key}}, "tlsa": {mx fqdn: sha256 hex}}
+Without them those records are left out.
+"""
+import hashlib
 from dataclasses import dataclass
 
 from .model import MailSystem
 
-DEFAULT_TTL = 300
+MTA_STS_MAX_AGE = 604800
 
 
 @dataclass(frozen=True, order=True)
@@ -11,7 +18,7 @@ class Record:
     name: str   # absolute, with the trailing dot
     rtype: str
     value: str
-    ttl: int = DEFAULT_TTL
+    ttl: int = 300
 
     def line(self):
         return f"{self.name} {self.ttl} IN {self.rtype} {self.value}"
@@ -19,6 +26,11 @@ class Record:
 
 def _fqdn(name):
     return name.rstrip(".") + "."
+
+
+def txt(text):
+    """A TXT value, split in 255-byte strings (long DKIM keys)."""
+    return " ".join(f'"{text[i:i + 255]}"' for i in range(0, len(text), 255))
 
 
 def zone_of(name, zones):
@@ -31,35 +43,77 @@ def zone_of(name, zones):
     return best
 
 
-def zone_records(system: MailSystem, extra_zones=None) -> dict[str, list[Record]]:
-    """Records for every mail domain (and extra zones: {zone: {mx, hosts}}).
+def mta_sts_policy(system: MailSystem) -> str:
+    """The MTA-STS policy file every domain serves at /.well-known/mta-sts.txt."""
+    mxs = [system.primary_mx.fqdn] + [b.fqdn for b in system.backup_mx]
+    return (f"version: STSv1\nmode: {system.dns.mta_sts_mode}\n"
+            + "".join(f"mx: {mx}\n" for mx in mxs) + f"max_age: {MTA_STS_MAX_AGE}\n")
 
-    A domain gets MX 10 for the primary and MX 20 for each backup; every host of
-    the system gets its A record in the zone that contains its name.
-    """
+
+def mail_domain_records(system: MailSystem, domain: str, facts) -> list[tuple[str, str, str]]:
+    """(name, type, value) for one mail domain."""
+    d, dns = _fqdn(domain), system.dns
+    primary = _fqdn(system.primary_mx.fqdn)
+    records = [(d, "MX", f"10 {primary}")]
+    records += [(d, "MX", f"20 {_fqdn(b.fqdn)}") for b in system.backup_mx]
+    records.append((d, "TXT", txt("v=spf1 mx -all")))
+    for selector, key in sorted((facts.get("dkim") or {}).get(domain, {}).items()):
+        records.append((f"{selector}._domainkey.{d}", "TXT", txt(f"v=DKIM1; k=rsa; p={key}")))
+    records.append((f"_dmarc.{d}", "TXT",
+                    txt(f"v=DMARC1; p={dns.dmarc_policy}; rua=mailto:{dns.dmarc_reports}")))
+    policy_id = hashlib.sha256(mta_sts_policy(system).encode()).hexdigest()[:20]
+    records.append((f"_mta-sts.{d}", "TXT", txt(f"v=STSv1; id={policy_id}")))
+    records.append((f"_smtp._tls.{d}", "TXT", txt(f"v=TLSRPTv1; rua=mailto:{dns.dmarc_reports}")))
+    records += [(f"mta-sts.{d}", "CNAME", primary), (f"autoconfig.{d}", "CNAME", primary),
+                (f"autodiscover.{d}", "CNAME", primary)]
+    for service, port in (("submissions", 465), ("submission", 587), ("imaps", 993), ("pop3s", 995),
+                          ("autodiscover", 443)):
+        records.append((f"_{service}._tcp.{d}", "SRV", f"0 1 {port} {primary}"))
+    return records
+
+
+def zone_records(system: MailSystem, extra_zones=None, facts=None) -> dict[str, list[Record]]:
+    """Records for every mail domain (and extra zones: {zone: {mx, hosts}}),
+    grouped by zone. Host A/AAAA and TLSA records land in the zone holding the
+    host's name."""
+    facts = facts or {}
+    ttl = system.dns.ttl
     zones = {d.name: [] for d in system.domains}
     zones.update({z: [] for z in (extra_zones or {})})
     nameservers = [h.fqdn for h in system.hosts_with("dns")]
     for z, records in zones.items():
-        records += [Record(_fqdn(z), "NS", _fqdn(ns)) for ns in nameservers]
+        records += [Record(_fqdn(z), "NS", _fqdn(ns), ttl) for ns in nameservers]
     for d in system.domains:
-        zones[d.name].append(Record(_fqdn(d.name), "MX", f"10 {_fqdn(system.primary_mx.fqdn)}"))
-        zones[d.name] += [Record(_fqdn(d.name), "MX", f"20 {_fqdn(b.fqdn)}") for b in system.backup_mx]
+        zones[d.name] += [Record(*r, ttl) for r in mail_domain_records(system, d.name, facts)]
     addresses = {h.fqdn: h.address for h in system.hosts}
     for z, spec in (extra_zones or {}).items():
-        zones[z].append(Record(_fqdn(z), "MX", f"10 {_fqdn(spec['mx'])}"))
+        zones[z].append(Record(_fqdn(z), "MX", f"10 {_fqdn(spec['mx'])}", ttl))
         addresses.update(spec.get("hosts", {}))
     for name, address in addresses.items():
         z = zone_of(name, zones)
         if z:
-            zones[z].append(Record(_fqdn(name), "AAAA" if ":" in address else "A", address))
+            zones[z].append(Record(_fqdn(name), "AAAA" if ":" in address else "A", address, ttl))
+    for mx, digest in sorted((facts.get("tlsa") or {}).items()):
+        z = zone_of(mx, zones)
+        if z:
+            zones[z].append(Record(f"_25._tcp.{_fqdn(mx)}", "TLSA", f"3 1 1 {digest}", ttl))
     return {z: sorted(set(r)) for z, r in zones.items()}
 
 
 def zone_file(zone, records, primary_ns, hostmaster):
     """A zone file with a fixed serial: the server (Knot: zonefile-load
     difference-no-serial) bumps its own serial when the content changes."""
-    lines = [f"$ORIGIN {_fqdn(zone)}", f"$TTL {DEFAULT_TTL}",
+    lines = [f"$ORIGIN {_fqdn(zone)}", "$TTL 300",
              f"@ IN SOA {_fqdn(primary_ns)} {hostmaster.replace('@', '.')}. 1 3600 900 1209600 300"]
     lines += [r.line() for r in records]
     return "\n".join(lines) + "\n"
+
+
+def snippet(zones: dict[str, list[Record]]) -> str:
+    """Zone-file lines to paste into any DNS provider, one block per zone."""
+    out = []
+    for zone, records in zones.items():
+        out.append(f"; {zone}")
+        out += [r.line() for r in records if r.rtype != "NS"]
+        out.append("")
+    return "\n".join(out)

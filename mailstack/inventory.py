@@ -7,6 +7,7 @@ import sys
 from pathlib import Path
 
 from .model import DataError, load_system
+from .secrets import tsig_key
 
 
 def inventory(mail_yml, connection=None, extra_groups=None, **shared_data):
@@ -22,6 +23,8 @@ def inventory(mail_yml, connection=None, extra_groups=None, **shared_data):
         # SystemExit passes through pyinfra untouched: one line, exit code 1.
         sys.exit(f"mailstack: invalid mail data: {e}")
     connection = connection or {}
+    if system.dns.publish:
+        shared_data.setdefault("tsig_key", tsig_key(system.name, system.dns.publish.tsig_algorithm))
     groups = {}
     for h in system.hosts:
         data = {"mail": system, "fqdn": h.fqdn, "address": h.address, **shared_data}

@@ -108,6 +108,27 @@ class TLS:
 
 
 LETS_ENCRYPT = "https://acme-v02.api.letsencrypt.org/directory"
+DMARC_POLICIES = ("none", "quarantine", "reject")
+MTA_STS_MODES = ("enforce", "testing", "none")
+TSIG_ALGORITHMS = ("hmac-sha256", "hmac-sha384", "hmac-sha512")
+
+
+@dataclass(frozen=True)
+class Publishing:
+    """Where DNS records go by RFC 2136 (None: records are only printed)."""
+    server: str
+    port: int
+    tsig_algorithm: str
+
+
+@dataclass(frozen=True)
+class MailDNS:
+    ttl: int
+    dmarc_policy: str
+    dmarc_reports: str
+    dkim_key_size: int
+    mta_sts_mode: str
+    publish: Publishing | None
 
 
 @dataclass(frozen=True)
@@ -120,6 +141,7 @@ class MailSystem:
     limits: Limits
     postmaster: str
     tls: TLS
+    dns: MailDNS
 
     def hosts_with(self, role):
         return [h for h in self.hosts if role in h.roles]
@@ -271,7 +293,7 @@ def parse_system(raw, path) -> MailSystem:
     r = _Reader(path)
     r.mapping(raw, "", required=("hosts", "domains"),
               optional=("name", "defaults", "limits", "mailboxes", "aliases",
-                        "password_hashes_file", "postmaster", "tls"))
+                        "password_hashes_file", "postmaster", "tls", "dns"))
     hosts = _hosts(r, raw["hosts"])
     defaults = r.mapping(raw.get("defaults") or {}, "defaults",
                          optional=("quota", "protocols", "retention"))
@@ -312,7 +334,35 @@ def parse_system(raw, path) -> MailSystem:
         r.fail("tls.acme_directory", f"'{directory}' is not an https:// URL")
     tls = TLS(directory, r.address(tls_raw.get("acme_email", postmaster), "tls.acme_email"))
     name = raw.get("name") or path.parent.name
-    return MailSystem(name, hosts, domains, mailboxes, aliases, limits, postmaster, tls)
+    return MailSystem(name, hosts, domains, mailboxes, aliases, limits, postmaster, tls,
+                      _dns(r, raw.get("dns") or {}, postmaster))
+
+
+def _dns(r, raw, postmaster):
+    r.mapping(raw, "dns", optional=("ttl", "dmarc_policy", "dmarc_reports", "dkim_key_size",
+                                    "mta_sts_mode", "publish"))
+    policy = raw.get("dmarc_policy", "reject")
+    if policy not in DMARC_POLICIES:
+        r.fail("dns.dmarc_policy", f"'{policy}' is not a DMARC policy (allowed: {', '.join(DMARC_POLICIES)})")
+    key_size = raw.get("dkim_key_size", 2048)
+    if key_size not in (2048, 3072, 4096):
+        r.fail("dns.dkim_key_size", f"'{key_size}' is not a DKIM RSA key size (2048, 3072 or 4096)")
+    mode = raw.get("mta_sts_mode", "enforce")
+    if mode not in MTA_STS_MODES:
+        r.fail("dns.mta_sts_mode", f"'{mode}' is not an MTA-STS mode (allowed: {', '.join(MTA_STS_MODES)})")
+    publish = None
+    if raw.get("publish") is not None:
+        p = r.mapping(raw["publish"], "dns.publish", required=("server",),
+                      optional=("port", "tsig_algorithm"))
+        algorithm = p.get("tsig_algorithm", "hmac-sha256")
+        if algorithm not in TSIG_ALGORITHMS:
+            r.fail("dns.publish.tsig_algorithm",
+                   f"unknown TSIG algorithm '{algorithm}' (allowed: {', '.join(TSIG_ALGORITHMS)})")
+        publish = Publishing(str(p["server"]), r.positive(p.get("port", 53), "dns.publish.port"),
+                             algorithm)
+    return MailDNS(r.positive(raw.get("ttl", 300), "dns.ttl"), policy,
+                   r.address(raw.get("dmarc_reports", postmaster), "dns.dmarc_reports"),
+                   key_size, mode, publish)
 
 
 def _hosts(r, raw):

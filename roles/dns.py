@@ -1,11 +1,15 @@
 """Authoritative DNS (Knot) for every mail domain of the system.
 
-Knot listens on loopback for the local resolver and on the host's address
-(port from data, 53 by default) for the world and, later, RFC 2136 updates.
+A mail domain's zone file is only a bootstrap (SOA, NS and the name servers'
+addresses), written once: every other record arrives by RFC 2136 from
+`mailstack publish`, signed with the system's TSIG key, exactly as it would at any
+other provider that speaks RFC 2136. Extra zones (the lab's outside domain) are
+served whole from their files.
 """
 from io import StringIO
 
 from pyinfra import host
+from pyinfra.facts.files import File
 from pyinfra.operations import files, systemd
 from pyinfra.operations.util import any_changed
 
@@ -21,19 +25,35 @@ def zones():
     return zone_records(mail, host.data.lab_zones)
 
 
+def bootstrap(records):
+    """SOA/NS and the glue a mail domain's zone needs before the first publish."""
+    nameservers = {r.value for r in records if r.rtype == "NS"}
+    return [r for r in records if r.rtype == "NS" or (r.rtype in ("A", "AAAA") and r.name in nameservers)]
+
+
 def apply():
     mail = host.data.mail
+    mail_zones = {d.name for d in mail.domains}
     conf = template("dns", "/etc/knot/knot.conf", group="knot", mode="640",
-                    zones=sorted(zones()), port=host.data.dns_port)
+                    zones=sorted(zones()), mail_zones=mail_zones, port=host.data.dns_port,
+                    key=host.data.tsig_key)
     files.directory(name="dns: zone directory", path=ZONE_DIR, user="knot", group="knot")
     changed_zones = []
     for zone, records in zones().items():
+        path = f"{ZONE_DIR}/{zone}.zone"
+        owned_by_updates = zone in mail_zones
+        content = zone_file(zone, bootstrap(records) if owned_by_updates else records,
+                            host.data.fqdn, mail.postmaster)
+        exists = host.get_fact(File, path) is not None
         changed_zones.append(files.put(
-            name=f"dns: zone {zone}",
-            src=StringIO(zone_file(zone, records, host.data.fqdn, mail.postmaster)),
-            dest=f"{ZONE_DIR}/{zone}.zone", user="knot", group="knot", mode="640"))
+            name=f"dns: zone {zone}", src=StringIO(content), dest=path,
+            user="knot", group="knot", mode="640",
+            # Rewriting a zone that takes updates would undo them.
+            _if=lambda exists=exists, owned=owned_by_updates: not (owned and exists)))
     # New listen addresses need a restart; new zone content only a reload.
     systemd.service(name="dns: knot restart", service="knot", running=True, enabled=True,
                     restarted=True, _if=conf.did_change)
     systemd.service(name="dns: knot reload", service="knot", reloaded=True,
                     _if=lambda: any_changed(*changed_zones)() and not conf.did_change())
+
+

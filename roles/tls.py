@@ -1,5 +1,8 @@
 """TLS certificates from an ACME CA (certbot, HTTP-01) for the mail host's names.
 
+Renewals keep the key (--reuse-key), so the TLSA (DANE) record published for it
+stays valid across renewals.
+
 The certificate lives under /etc/letsencrypt/live/mailstack/; Debian's certbot
 timer renews it and the deploy hook reloads every service that uses it.
 """
@@ -39,5 +42,5 @@ def apply():
         name="tls: obtain certificate",
         commands=[f"certbot certonly --non-interactive --agree-tos --standalone "
                   f"--cert-name mailstack {domains} --server {mail.tls.acme_directory} "
-                  f"-m {mail.tls.acme_email} --no-eff-email --expand"],
+                  f"-m {mail.tls.acme_email} --no-eff-email --expand --reuse-key"],
         _if=lambda: missing or wanted.did_change())

@@ -21,7 +21,43 @@ def test_mx_records_put_primary_at_10_and_backup_at_20(write_data):
     assert {(r.name, r.value) for r in zones["example.org"] if r.rtype == "A"} == {
         ("mx1.example.org.", "192.0.2.10"), ("mx2.example.org.", "192.0.2.11")}
     # example.net's mail hosts live in example.org: no A records of its own.
-    assert [r.rtype for r in zones["example.net"]] == ["MX", "MX"]
+    assert not [r for r in zones["example.net"] if r.rtype in ("A", "AAAA")]
+
+
+def test_every_domain_gets_spf_dmarc_mta_sts_tls_rpt_srv_and_client_names(write_data):
+    s = system(write_data)
+    by = {(r.name, r.rtype): r.value for r in zone_records(s)["example.net"]}
+    assert by[("example.net.", "TXT")] == '"v=spf1 mx -all"'
+    assert by[("_dmarc.example.net.", "TXT")] == '"v=DMARC1; p=reject; rua=mailto:postmaster@example.org"'
+    assert by[("_smtp._tls.example.net.", "TXT")] == '"v=TLSRPTv1; rua=mailto:postmaster@example.org"'
+    assert by[("_mta-sts.example.net.", "TXT")].startswith('"v=STSv1; id=')
+    assert by[("mta-sts.example.net.", "CNAME")] == "mx1.example.org."
+    assert by[("autoconfig.example.net.", "CNAME")] == "mx1.example.org."
+    assert by[("_submissions._tcp.example.net.", "SRV")] == "0 1 465 mx1.example.org."
+    assert by[("_imaps._tcp.example.net.", "SRV")] == "0 1 993 mx1.example.org."
+
+
+def test_mta_sts_id_changes_only_with_the_policy(write_data):
+    from mailstack.dns import mta_sts_policy
+    s = system(write_data)
+    ids = {str(r.value) for r in zone_records(s)["example.org"] if r.name.startswith("_mta-sts")}
+    assert ids == {str(r.value) for r in zone_records(s)["example.org"] if r.name.startswith("_mta-sts")}
+    assert "mx: mx1.example.org\nmx: mx2.example.org\n" in mta_sts_policy(s)
+    testing = load_system(write_data("dns: {mta_sts_mode: testing}\n" + VALID))
+    assert ids != {str(r.value) for r in zone_records(testing)["example.org"] if r.name.startswith("_mta-sts")}
+
+
+def test_dkim_and_tlsa_records_come_from_host_facts(write_data):
+    key = "MII" + "A" * 390   # a 2048-bit key is longer than one TXT string
+    zones = zone_records(system(write_data), facts={
+        "dkim": {"example.net": {"ms202611": key}}, "tlsa": {"mx1.example.org": "ab" * 32}})
+    dkim = [r for r in zones["example.net"] if r.name == "ms202611._domainkey.example.net."]
+    assert len(dkim) == 1 and dkim[0].rtype == "TXT"
+    strings = dkim[0].value.split('" "')
+    assert all(len(x.strip('"')) <= 255 for x in strings)
+    assert "".join(x.strip('"') for x in strings) == f"v=DKIM1; k=rsa; p={key}"
+    tlsa = [r for r in zones["example.org"] if r.rtype == "TLSA"]
+    assert [(r.name, r.value) for r in tlsa] == [("_25._tcp.mx1.example.org.", "3 1 1 " + "ab" * 32)]
 
 
 def test_extra_zone_and_zone_file(write_data):

@@ -96,6 +96,15 @@ BAD = {
     "ACME directory that is not https": (
         "tls: {acme_directory: 'http://ca.example.org/dir'}\n" + VALID,
         "tls.acme_directory", "'http://ca.example.org/dir' is not an https:// URL"),
+    "invalid DMARC policy": (
+        "dns: {dmarc_policy: block}\n" + VALID,
+        "dns.dmarc_policy", "'block' is not a DMARC policy"),
+    "DKIM key below 2048 bits": (
+        "dns: {dkim_key_size: 1024}\n" + VALID,
+        "dns.dkim_key_size", "'1024' is not a DKIM RSA key size (2048, 3072 or 4096)"),
+    "unknown TSIG algorithm": (
+        "dns: {publish: {server: ns1.example.org, tsig_algorithm: hmac-md5}}\n" + VALID,
+        "dns.publish.tsig_algorithm", "unknown TSIG algorithm 'hmac-md5'"),
     "catch-all to a missing local address": (
         replace("    catch_all: anna@example.org", "    catch_all: nobody@example.org"),
         "domains[1].catch_all", "'nobody@example.org' is not a mailbox or alias"),

@@ -1,0 +1,31 @@
+"""Values that live on the hosts and go into DNS: each MX's TLS key hash (TLSA)
+and, per mail domain, the DKIM public keys. Read through pyinfra, with the same
+connection settings as the deploy."""
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+PYINFRA = Path(sys.executable).parent / "pyinfra"
+TLSA_COMMAND = ("openssl x509 -in /etc/letsencrypt/live/mailstack/cert.pem -noout -pubkey"
+                " | openssl pkey -pubin -outform DER | sha256sum | cut -d' ' -f1")
+
+
+def command_on(inventory, group, command):
+    """{host: stdout} of `command` on every host of `group`."""
+    result = subprocess.run(
+        [str(PYINFRA), "-y", "--json", "--limit", group, str(inventory), "fact",
+         "server.Command", f"command={command}"],
+        capture_output=True, text=True, check=True)
+    (by_host,) = json.loads(result.stdout).values()   # {"server.Command (...)": {host: out}}
+    return {h: (v or "").strip() for h, v in by_host.items()}
+
+
+def gather(inventory, system):
+    facts = {"tlsa": {}, "dkim": {}}
+    for group in ("primary_mx", "backup_mx"):
+        if system.hosts_with(group):
+            for host, digest in command_on(inventory, group, TLSA_COMMAND).items():
+                if len(digest) == 64:
+                    facts["tlsa"][host] = digest
+    return facts

@@ -1,0 +1,59 @@
+"""Every record a mail domain needs is generated from the model, published by
+RFC 2136 (TSIG) to the lab's Knot, and resolvable through the lab resolver."""
+import subprocess
+import sys
+
+import dns.resolver
+import pytest
+
+from mailstack.dns import zone_records
+from mailstack.facts import TLSA_COMMAND
+from mailstack.model import load_system
+
+from .conftest import ROOT
+
+
+def resolver(lab):
+    r = dns.resolver.Resolver(configure=False)
+    r.nameservers = [lab["resolver"]]
+    r.lifetime = 5
+    return r
+
+
+@pytest.fixture(scope="module")
+def expected(lab, hosts):
+    system = load_system(ROOT / "inventory" / "lab" / "mail.yml")
+    tlsa = {lab["hosts"]["mx1"]["fqdn"]: hosts["mx1"].check_output(TLSA_COMMAND).strip()}
+    zones = zone_records(system, facts={"tlsa": tlsa})
+    return [r for d in system.domains for r in zones[d.name]]
+
+
+def test_every_generated_record_resolves_with_its_value(lab, expected):
+    wanted = {}
+    for r in expected:
+        wanted.setdefault((r.name, r.rtype), set()).add(
+            dns.rdata.from_text("IN", r.rtype, r.value).to_text())
+    assert {("_25._tcp.mx1.acme.test.", "TLSA"), ("_mta-sts.globex.test.", "TXT"),
+            ("_dmarc.acme.test.", "TXT"), ("_submissions._tcp.globex.test.", "SRV")} <= set(wanted)
+    wrong = {}
+    for (name, rtype), values in wanted.items():
+        try:
+            got = {r.to_text() for r in resolver(lab).resolve(name, rtype)}
+        except dns.exception.DNSException as e:
+            got = repr(e)
+        if got != values:
+            wrong[(name, rtype)] = (got, values)
+    assert wrong == {}
+
+
+def test_a_second_publish_sends_no_update(lab):
+    result = subprocess.run([sys.executable, "-m", "mailstack", "publish", "inventory/lab.py"],
+                            cwd=ROOT, capture_output=True, text=True, check=True)
+    assert "published: 0 zone update(s) sent, 2 zone(s) unchanged" in result.stdout
+
+
+def test_records_command_prints_a_zone_snippet():
+    result = subprocess.run([sys.executable, "-m", "mailstack", "records", "inventory/lab/mail.yml"],
+                            cwd=ROOT, capture_output=True, text=True, check=True)
+    assert "; globex.test\n" in result.stdout
+    assert 'globex.test. 300 IN TXT "v=spf1 mx -all"' in result.stdout
