@@ -1,6 +1,6 @@
 """Authoritative DNS (Knot) for every mail domain of the system.
 
-A mail domain's zone file is only a bootstrap (SOA, NS and the name servers'
+A mail domain's zone file is only a bootstrap (SOA, NS and the hosts'
 addresses), written once: every other record arrives by RFC 2136 from
 `mailstack publish`, signed with the system's TSIG key, exactly as it would at any
 other provider that speaks RFC 2136. Extra zones (the lab's outside domain) are
@@ -26,9 +26,10 @@ def zones():
 
 
 def bootstrap(records):
-    """SOA/NS and the glue a mail domain's zone needs before the first publish."""
-    nameservers = {r.value for r in records if r.rtype == "NS"}
-    return [r for r in records if r.rtype == "NS" or (r.rtype in ("A", "AAAA") and r.name in nameservers)]
+    """What a mail domain's zone needs before the first publish: NS and the
+    addresses of the system's own hosts (the ACME CA resolves them during the
+    deploy, before anything is published)."""
+    return [r for r in records if r.rtype in ("NS", "A", "AAAA")]
 
 
 def apply():
