@@ -7,11 +7,11 @@ The inventory has already loaded and validated the mail data (host.data.mail).
 from pyinfra import host
 from pyinfra.operations import apt, server
 
-from roles import acme_ca, base, dns, dovecot, outside, postfix, resolver, tls
+from roles import acme_ca, base, dns, dovecot, outside, postfix, resolver, rspamd, tls
 
 ROLES = {
     "dns": [dns, resolver],
-    "primary_mx": [tls, postfix, dovecot],
+    "primary_mx": [tls, rspamd, postfix, dovecot],
     "backup_mx": [],
     "backup": [],
     "outside": [outside],
@@ -43,6 +43,7 @@ if acme_ca in roles: acme_ca.apply()  # noqa: E701
 server.shell(name="Wait for DNS and the ACME CA on every host", commands=["true"],
              _if=lambda: False)
 if tls in roles: tls.apply()  # noqa: E701
+if rspamd in roles: rspamd.apply()  # noqa: E701
 if postfix in roles: postfix.apply()  # noqa: E701
 if dovecot in roles: dovecot.apply()  # noqa: E701
 if outside in roles: outside.apply()  # noqa: E701

@@ -7,6 +7,7 @@ import sys
 from pathlib import Path
 
 PYINFRA = Path(sys.executable).parent / "pyinfra"
+DKIM_COMMAND = "/usr/local/sbin/mailstack-dkim list"
 TLSA_COMMAND = ("openssl x509 -in /etc/letsencrypt/live/mailstack/cert.pem -noout -pubkey"
                 " | openssl pkey -pubin -outform DER | sha256sum | cut -d' ' -f1")
 
@@ -23,6 +24,10 @@ def command_on(inventory, group, command):
 
 def gather(inventory, system):
     facts = {"tlsa": {}, "dkim": {}}
+    for host, listing in command_on(inventory, "primary_mx", DKIM_COMMAND).items():
+        for line in listing.splitlines():
+            domain, selector, _state, key = line.split()
+            facts["dkim"].setdefault(domain, {})[selector] = key
     for group in ("primary_mx", "backup_mx"):
         if system.hosts_with(group):
             for host, digest in command_on(inventory, group, TLSA_COMMAND).items():

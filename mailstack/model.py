@@ -63,12 +63,19 @@ class Retention:
 
 
 @dataclass(frozen=True)
+class Greylisting:
+    delay: int                        # seconds a new sender must wait before a retry
+    exempt_networks: tuple[str, ...]  # clients never greylisted (CIDR)
+
+
+@dataclass(frozen=True)
 class Domain:
     name: str
     quota: int
     protocols: frozenset[str]
     retention: Retention
     catch_all: str | None = None
+    greylisting: bool = True
 
 
 @dataclass(frozen=True)
@@ -142,6 +149,7 @@ class MailSystem:
     postmaster: str
     tls: TLS
     dns: MailDNS
+    greylisting: Greylisting
 
     def hosts_with(self, role):
         return [h for h in self.hosts if role in h.roles]
@@ -293,7 +301,7 @@ def parse_system(raw, path) -> MailSystem:
     r = _Reader(path)
     r.mapping(raw, "", required=("hosts", "domains"),
               optional=("name", "defaults", "limits", "mailboxes", "aliases",
-                        "password_hashes_file", "postmaster", "tls", "dns"))
+                        "password_hashes_file", "postmaster", "tls", "dns", "greylisting"))
     hosts = _hosts(r, raw["hosts"])
     defaults = r.mapping(raw.get("defaults") or {}, "defaults",
                          optional=("quota", "protocols", "retention"))
@@ -334,8 +342,18 @@ def parse_system(raw, path) -> MailSystem:
         r.fail("tls.acme_directory", f"'{directory}' is not an https:// URL")
     tls = TLS(directory, r.address(tls_raw.get("acme_email", postmaster), "tls.acme_email"))
     name = raw.get("name") or path.parent.name
+    grey = r.mapping(raw.get("greylisting") or {}, "greylisting",
+                     optional=("delay", "exempt_networks"))
+    networks = r.listof(grey.get("exempt_networks") or [], "greylisting.exempt_networks")
+    for i, n in enumerate(networks):
+        try:
+            ipaddress.ip_network(str(n), strict=False)
+        except ValueError:
+            r.fail(f"greylisting.exempt_networks[{i}]", f"'{n}' is not a network (e.g. 192.0.2.0/24)")
+    greylisting = Greylisting(r.duration(grey.get("delay", "5m"), "greylisting.delay"),
+                              tuple(str(n) for n in networks))
     return MailSystem(name, hosts, domains, mailboxes, aliases, limits, postmaster, tls,
-                      _dns(r, raw.get("dns") or {}, postmaster))
+                      _dns(r, raw.get("dns") or {}, postmaster), greylisting)
 
 
 def _dns(r, raw, postmaster):
@@ -401,7 +419,9 @@ def _domains(r, raw, default_quota, default_protocols, default_retention):
         if isinstance(d, str):
             d = {"name": d}
         r.mapping(d, where, required=("name",),
-                  optional=("quota", "protocols", "catch_all", "retention"))
+                  optional=("quota", "protocols", "catch_all", "retention", "greylisting"))
+        if not isinstance(d.get("greylisting", True), bool):
+            r.fail(f"{where}.greylisting", f"'{d['greylisting']}' is not true or false")
         name = r.domain(d["name"], f"{where}.name")
         if name in seen:
             r.fail(f"{where}.name", f"duplicate domain '{name}'")
@@ -414,7 +434,7 @@ def _domains(r, raw, default_quota, default_protocols, default_retention):
             r.size(d["quota"], f"{where}.quota") if "quota" in d else default_quota,
             r.protocols(d["protocols"], f"{where}.protocols") if "protocols" in d else default_protocols,
             r.retention(d.get("retention") or {}, f"{where}.retention", default_retention),
-            catch_all))
+            catch_all, d.get("greylisting", True)))
     return tuple(domains)
 
 

@@ -10,7 +10,8 @@ from pyinfra.operations.util import any_changed
 from roles import template
 from roles.postfix import DEBCONF  # noqa: F401  (same package, same answers)
 
-PACKAGES = ["postfix", "swaks"]
+# dkimpy and pyspf check what mailstack's mail looks like to a receiver.
+PACKAGES = ["postfix", "swaks", "python3-dkim", "python3-spf"]
 
 
 def apply():
@@ -19,7 +20,9 @@ def apply():
         files.put(name="outside: /etc/mailname", src=StringIO(host.data.fqdn + "\n"),
                   dest="/etc/mailname"),
         template("outside", "/etc/postfix/main.cf"),
+        template("outside", "/etc/aliases"),
     ]
+    server.shell(name="outside: newaliases", commands=["newaliases"], _if=changed[-1].did_change)
     server.shell(name="outside: check postfix configuration", commands=["postfix check"],
                  _if=any_changed(*changed))
     systemd.service(name="outside: postfix", service="postfix", running=True, enabled=True,

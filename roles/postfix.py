@@ -8,7 +8,7 @@ from pyinfra.operations.util import any_changed
 
 from mailstack.dovecot import QUOTA_STATUS_PORT
 from mailstack.postfix import sender_logins, virtual_aliases, virtual_mailboxes
-from roles import template, tls
+from roles import rspamd, template, tls
 
 PACKAGES = ["postfix"]
 # Without this the package writes its own main.cf (and asks questions).
@@ -29,15 +29,15 @@ def apply():
         files.put(name="postfix: /etc/mailname", src=StringIO(host.data.fqdn + "\n"),
                   dest="/etc/mailname"),
         template("postfix", "/etc/postfix/main.cf", tls_cert=tls.CERT, tls_key=tls.KEY,
-                 quota_status_port=QUOTA_STATUS_PORT),
+                 quota_status_port=QUOTA_STATUS_PORT, milter=rspamd.MILTER),
         template("postfix", "/etc/postfix/master.cf"),
         postmap("virtual_mailboxes", virtual_mailboxes(mail)),
         postmap("virtual_aliases", virtual_aliases(mail)),
         postmap("sender_logins", sender_logins(mail)),
     ]
     # Mail for root and other local accounts goes to the postmaster.
-    aliases = template("postfix", "/etc/aliases")
-    server.shell(name="postfix: newaliases", commands=["newaliases"], _if=aliases.did_change)
+    changed.append(template("postfix", "/etc/aliases"))
+    server.shell(name="postfix: newaliases", commands=["newaliases"], _if=changed[-1].did_change)
     # Check the rendered configuration before (re)starting.
     server.shell(name="postfix: check configuration", commands=["postfix check"],
                  _if=any_changed(*changed))

@@ -11,11 +11,13 @@ PROVOKED = [
     r"NOQUEUE: reject: RCPT from .*: 553 5\.7\.1 <carol@acme\.test>",   # forged sender
     r"NOQUEUE: reject: RCPT from .*: 552 5\.2\.2 <frank@globex\.test>",  # over quota
     r"NOQUEUE: reject: RCPT from .*: 554 5\.7\.1 <dave@globex\.test>: Relay access denied",  # no login
-    r"warning: Message delivery request rate limit exceeded: \d+ from [^ ]+\[10\.66\.0\.20\]",  # flood
+    r"warning: Message delivery request rate limit exceeded: \d+ from [^ ]+\[10\.66\.0\.12\]",  # flood
     r"auth failed.*user=<(bob|carol)@acme\.test>",                       # wrong protocol
     r"SSL_accept error from unknown\[[0-9.]+\]: -1",                   # TLS 1.1 refused
     r"error:0A000102:SSL routines::unsupported protocol",
     r"warning: .*SASL (LOGIN|PLAIN) authentication failed",
+    r"milter-reject: END-OF-MESSAGE from .*: 5\.7\.1 Spam message rejected",     # GTUBE
+    r"milter-reject: END-OF-MESSAGE from .*: 4\.7\.1 Try again later",           # greylisting
     r"master: Warning: SIGHUP received - reloading configuration",      # renewal reload
     r"master: Warning: Processes aren't dying after reload",             # renewal reload
     r"cleanup.*warning: resetting file time stamps",                    # mail during reload

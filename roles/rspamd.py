@@ -1,0 +1,39 @@
+"""rspamd (with redis) as Postfix's milter: spam scoring, SPF/DKIM/DMARC/ARC checks
+on inbound mail, DKIM signing of outbound mail.
+
+DKIM keys are made on the host (mailstack-dkim), readable only by rspamd, and
+never leave it; `mailstack publish` reads their public halves for DNS.
+"""
+from pyinfra import host
+from pyinfra.facts.server import Command
+from pyinfra.operations import server, systemd
+from pyinfra.operations.util import any_changed
+
+from roles import template
+
+PACKAGES = ["rspamd", "redis-server"]
+MILTER = "inet:127.0.0.1:11332"
+LOCAL_D = "/etc/rspamd/local.d"
+CONFIG = [f"{LOCAL_D}/{name}" for name in (
+    "worker-proxy.inc", "worker-normal.inc", "worker-controller.inc", "redis.conf",
+    "classifier-bayes.conf", "actions.conf", "dkim_signing.conf", "dmarc.conf",
+    "milter_headers.conf", "greylist.conf", "settings.conf")] + ["/etc/rspamd/override.d/options.inc"]
+
+
+def apply():
+    mail = host.data.mail
+    changed = [template("rspamd", path) for path in CONFIG]
+    template("rspamd", "/usr/local/sbin/mailstack-dkim", mode="755",
+             key_size=mail.dns.dkim_key_size)
+    domains = " ".join(d.name for d in mail.domains)
+    # A key for every domain that has none yet (facts are read before any change).
+    missing = host.get_fact(Command, f"/usr/local/sbin/mailstack-dkim missing {domains} 2>/dev/null"
+                                     " || echo all")
+    server.shell(name="rspamd: DKIM keys for new domains",
+                 commands=[f"/usr/local/sbin/mailstack-dkim ensure {domains}"],
+                 _if=lambda: bool(missing))
+    server.shell(name="rspamd: check configuration", commands=["rspamadm configtest"],
+                 _if=any_changed(*changed))
+    systemd.service(name="rspamd: redis", service="redis-server", running=True, enabled=True)
+    systemd.service(name="rspamd: service", service="rspamd", running=True, enabled=True,
+                    restarted=True, _if=any_changed(*changed))

@@ -1,0 +1,61 @@
+"""Mail from mailstack domains passes SPF, DKIM and DMARC at the receiving end;
+spam and forgeries of our domains are stopped at the door."""
+import smtplib
+import time
+
+import pytest
+
+from .mailclient import message
+
+GTUBE = "XJS*C4JDBQADN1.NSBN3*2IDNEN*GTUBE-STANDARD-ANTI-UBE-TEST-EMAIL*C.34X"
+
+
+def received_on_outside(outside, message_id, timeout=60):
+    """The raw message as outside's MTA stored it."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        found = outside.run(f"grep -rl -F '{message_id}' /home/catchall/Maildir/new").stdout.split()
+        if found:
+            return found[0]
+        time.sleep(0.5)
+    raise AssertionError(f"{message_id} did not reach outside")
+
+
+@pytest.mark.parametrize("sender", ["alice@acme.test", "sales@acme.test"])
+def test_mail_to_the_internet_passes_spf_dkim_and_dmarc(mx1, hosts, mailbox, lab, sender):
+    alice, outside = mailbox("alice@acme.test"), hosts["outside"]
+    message_id, text = message(sender, "friend@example.test", "signed")
+    assert mx1.submit(alice, ["friend@example.test"], text, sender=sender) == {}
+    path = received_on_outside(outside, message_id)
+
+    dkim = outside.run(f"dkimverify < {path}")
+    assert dkim.rc == 0 and "signature ok" in dkim.stdout, dkim.stdout + dkim.stderr
+    signature = outside.check_output(f"grep -A1 '^DKIM-Signature' {path}")
+    assert " d=acme.test;" in signature           # aligned with From: @acme.test
+
+    mx1_address = lab["hosts"]["mx1"]["address"]
+    spf = outside.check_output(
+        f"python3 -c \"import spf; print(spf.check2(i='{mx1_address}', s='{sender}',"
+        f" h='mx1.acme.test')[0])\"")
+    assert spf == "pass"
+    dmarc = outside.check_output("python3 -c \"import dns.resolver; print(dns.resolver.resolve("
+                                 "'_dmarc.acme.test', 'TXT')[0].to_text())\"")
+    assert "p=reject" in dmarc                    # aligned DKIM pass + published policy
+
+
+def test_a_forged_from_of_our_domain_is_rejected(hosts):
+    # From outside: acme.test's name, but neither its servers (SPF) nor its key (DKIM).
+    result = hosts["outside"].run(
+        "swaks --server mx1.acme.test --from ceo@acme.test --to alice@acme.test"
+        " --header 'Subject: urgent wire transfer' --body 'Pay now.'")
+    assert result.rc != 0
+    assert "554 5.7.1" in result.stdout, result.stdout
+
+
+def test_gtube_is_rejected_at_smtp_time(mx1):
+    _, text = message("someone@example.test", "alice@acme.test", "gtube", GTUBE)
+    with mx1.smtp(25) as s:
+        s.secure()
+        with pytest.raises(smtplib.SMTPDataError) as refused:
+            s.sendmail("someone@example.test", ["alice@acme.test"], text)
+    assert refused.value.smtp_code == 554
