@@ -5,6 +5,9 @@
     python -m mailstack records FILE.yml       the DNS records, as a zone-file snippet to paste
                                                (DKIM and TLSA need the hosts: use publish)
     python -m mailstack publish INVENTORY.py   publish every record by RFC 2136 (dns.publish)
+    python -m mailstack rotate-dkim INVENTORY.py DOMAIN [OVERLAP]
+                                               new DKIM key: publish it, sign with it once it
+                                               resolves, retire the old one after OVERLAP (7d)
 """
 import getpass
 import runpy
@@ -30,6 +33,49 @@ def inventory_system(inventory):
     sys.exit(f"mailstack: {inventory} holds no mail system")
 
 
+def publish_system(inventory):
+    from .dns import zone_records
+    from .facts import gather
+    from .publish import publish
+    system, data = inventory_system(inventory)
+    if not system.dns.publish:
+        sys.exit("mailstack: dns.publish is not set: use `records` and publish by hand")
+    zones = zone_records(system, facts=gather(inventory, system))
+    mail_zones = {z: r for z, r in zones.items() if z in {d.name for d in system.domains}}
+    sent = publish(mail_zones, system.dns.publish.server, system.dns.publish.port,
+                   data["tsig_key"])
+    print(f"published: {sent} zone update(s) sent, {len(mail_zones) - sent} zone(s) unchanged")
+
+
+def rotate_dkim(inventory, system, domain, overlap, timeout=120):
+    """Publish a new key, switch signing once the authoritative server answers
+    with it, keep the old key `overlap` seconds (mailstack-dkim-retire.timer
+    deletes it; the next publish removes its record)."""
+    import time
+
+    import dns.resolver
+
+    from .facts import run_on
+    if domain not in {d.name for d in system.domains}:
+        sys.exit(f"mailstack: {domain} is not a domain of {system.name}")
+    (selector,) = run_on(inventory, "primary_mx", f"/usr/local/sbin/mailstack-dkim rotate {domain}").values()
+    print(f"{domain}: new selector {selector}")
+    publish_system(inventory)
+    r = dns.resolver.Resolver(configure=False)
+    r.nameservers, r.port = [system.dns.publish.server], system.dns.publish.port
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            r.resolve(f"{selector}._domainkey.{domain}", "TXT")
+            break
+        except dns.exception.DNSException:
+            if time.monotonic() > deadline:
+                sys.exit(f"mailstack: {selector}._domainkey.{domain} does not resolve; not switching")
+            time.sleep(1)
+    run_on(inventory, "primary_mx", f"/usr/local/sbin/mailstack-dkim activate {domain} {selector} {overlap}")
+    print(f"{domain}: signing with {selector}; the old key retires in {overlap}s")
+
+
 def main(argv):
     command, args = (argv[0], argv[1:]) if argv else (None, [])
     if command == "hash-password" and not args:
@@ -50,17 +96,12 @@ def main(argv):
         from .dns import snippet, zone_records
         print(snippet(zone_records(load(args[0]))), end="")
     elif command == "publish" and len(args) == 1:
-        from .dns import zone_records
-        from .facts import gather
-        from .publish import publish
-        system, data = inventory_system(args[0])
-        if not system.dns.publish:
-            sys.exit("mailstack: dns.publish is not set: use `records` and publish by hand")
-        zones = zone_records(system, facts=gather(args[0], system))
-        mail_zones = {z: r for z, r in zones.items() if z in {d.name for d in system.domains}}
-        sent = publish(mail_zones, system.dns.publish.server, system.dns.publish.port,
-                       data["tsig_key"])
-        print(f"published: {sent} zone update(s) sent, {len(mail_zones) - sent} zone(s) unchanged")
+        publish_system(args[0])
+    elif command == "rotate-dkim" and len(args) in (2, 3):
+        from .model import _Reader
+        system, _ = inventory_system(args[0])
+        overlap = _Reader("command line").duration(args[2] if len(args) == 3 else "7d", "OVERLAP")
+        rotate_dkim(args[0], system, args[1], overlap)
     else:
         sys.exit(__doc__)
 

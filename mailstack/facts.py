@@ -12,8 +12,9 @@ TLSA_COMMAND = ("openssl x509 -in /etc/letsencrypt/live/mailstack/cert.pem -noou
                 " | openssl pkey -pubin -outform DER | sha256sum | cut -d' ' -f1")
 
 
-def command_on(inventory, group, command):
-    """{host: stdout} of `command` on every host of `group`."""
+def run_on(inventory, group, command):
+    """{host: stdout} of `command` on every host of `group` (through pyinfra's
+    Command fact: the deploy's connection settings and sudo)."""
     result = subprocess.run(
         [str(PYINFRA), "-y", "--json", "--limit", group, str(inventory), "fact",
          "server.Command", f"command={command}"],
@@ -24,13 +25,13 @@ def command_on(inventory, group, command):
 
 def gather(inventory, system):
     facts = {"tlsa": {}, "dkim": {}}
-    for host, listing in command_on(inventory, "primary_mx", DKIM_COMMAND).items():
+    for host, listing in run_on(inventory, "primary_mx", DKIM_COMMAND).items():
         for line in listing.splitlines():
             domain, selector, _state, key = line.split()
             facts["dkim"].setdefault(domain, {})[selector] = key
     for group in ("primary_mx", "backup_mx"):
         if system.hosts_with(group):
-            for host, digest in command_on(inventory, group, TLSA_COMMAND).items():
+            for host, digest in run_on(inventory, group, TLSA_COMMAND).items():
                 if len(digest) == 64:
                     facts["tlsa"][host] = digest
     return facts

@@ -35,10 +35,18 @@ def apply():
         data_file("users", users_file(mail)),
     ]
     data_file("retention", retention_file(mail), mode="644")
+    # Dovecot (as vmail) compiles the global learning scripts on first use and
+    # keeps the binaries beside them.
+    files.directory(name="dovecot: global sieve directory", path="/var/lib/mailstack/sieve",
+                    user="root", group="vmail", mode="775")
+    learn = [template("dovecot", f"/var/lib/mailstack/sieve/{name}", mode=mode)
+             for name, mode in (("rspamd-learn", "755"), ("report-spam.sieve", "644"),
+                                ("report-ham.sieve", "644"))]
     template("dovecot", "/usr/local/sbin/mailstack-expire", mode="755")
     template("dovecot", "/usr/local/sbin/mailstack-undelete", mode="755")
     units = [template("dovecot", f"/etc/systemd/system/mailstack-expire.{u}")
              for u in ("service", "timer")]
+    changed += learn
     server.shell(name="dovecot: check configuration", commands=["doveconf -n >/dev/null"],
                  _if=any_changed(*changed))
     systemd.service(name="dovecot: service", service="dovecot", running=True, enabled=True,

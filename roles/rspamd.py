@@ -34,6 +34,11 @@ def apply():
                  _if=lambda: bool(missing))
     server.shell(name="rspamd: check configuration", commands=["rspamadm configtest"],
                  _if=any_changed(*changed))
+    units = [template("rspamd", f"/etc/systemd/system/mailstack-dkim-retire.{u}")
+             for u in ("service", "timer")]
+    systemd.daemon_reload(name="rspamd: systemd reload", _if=any_changed(*units))
+    systemd.service(name="rspamd: DKIM retirement timer", service="mailstack-dkim-retire.timer",
+                    running=True, enabled=True)
     systemd.service(name="rspamd: redis", service="redis-server", running=True, enabled=True)
     systemd.service(name="rspamd: service", service="rspamd", running=True, enabled=True,
                     restarted=True, _if=any_changed(*changed))
