@@ -32,3 +32,6 @@ acme_api_key = None
 # dns: the TSIG key RFC 2136 updates are signed with ({name, algorithm, secret});
 # made by mailstack itself (secrets/<system>/tsig.json) when dns.publish is set.
 tsig_key = None
+
+# rspamd (lab): accept GTUBE-like test patterns for every action, not only reject.
+rspamd_test_patterns = False

@@ -47,5 +47,6 @@ globals().update(inventory(
     # The lab's dns host is also every lab host's resolver (on port 53), so its
     # authoritative server answers the world (and RFC 2136 updates) on 5300.
     dns_port=5300,
+    rspamd_test_patterns=True,
     lab_network=f"{LAB['operator_address'].rsplit('.', 1)[0]}.0/24",
 ))

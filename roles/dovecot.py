@@ -41,7 +41,7 @@ def apply():
                     user="root", group="vmail", mode="775")
     learn = [template("dovecot", f"/var/lib/mailstack/sieve/{name}", mode=mode)
              for name, mode in (("rspamd-learn", "755"), ("report-spam.sieve", "644"),
-                                ("report-ham.sieve", "644"))]
+                                ("report-ham.sieve", "644"), ("spam-to-junk.sieve", "644"))]
     template("dovecot", "/usr/local/sbin/mailstack-expire", mode="755")
     template("dovecot", "/usr/local/sbin/mailstack-undelete", mode="755")
     units = [template("dovecot", f"/etc/systemd/system/mailstack-expire.{u}")

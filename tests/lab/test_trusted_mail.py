@@ -5,9 +5,11 @@ import time
 
 import pytest
 
-from .mailclient import message
+from .mailclient import message, wait_for_message
 
 GTUBE = "XJS*C4JDBQADN1.NSBN3*2IDNEN*GTUBE-STANDARD-ANTI-UBE-TEST-EMAIL*C.34X"
+# rspamd's GTUBE-like pattern for the "add header" action (enabled in the lab).
+GTUBE_ADD_HEADER = "YJS*C4JDBQADN1.NSBN3*2IDNEN*GTUBE-STANDARD-ANTI-UBE-TEST-EMAIL*C.34X"
 
 
 def received_on_outside(outside, message_id, timeout=60):
@@ -59,3 +61,18 @@ def test_gtube_is_rejected_at_smtp_time(mx1):
         with pytest.raises(smtplib.SMTPDataError) as refused:
             s.sendmail("someone@example.test", ["alice@acme.test"], text)
     assert refused.value.smtp_code == 554
+
+
+def test_mail_in_the_add_header_band_lands_in_junk(mx1, mailbox):
+    carol = mailbox("carol@acme.test")
+    message_id, text = message("someone@example.test", carol["address"], "cheap pills",
+                               GTUBE_ADD_HEADER)
+    with mx1.smtp(25) as s:
+        s.secure()
+        assert s.sendmail("someone@example.test", [carol["address"]], text) == {}
+    imap = mx1.imap(carol)
+    raw = wait_for_message(imap, message_id, mailbox="Junk")
+    imap.select("INBOX")
+    assert imap.search(None, "HEADER", "Message-ID", message_id)[1] == [b""]
+    imap.logout()
+    assert b"X-Spam: Yes" in raw
