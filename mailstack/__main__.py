@@ -98,9 +98,12 @@ def main(argv):
     elif command == "publish" and len(args) == 1:
         publish_system(args[0])
     elif command == "rotate-dkim" and len(args) in (2, 3):
-        from .model import _Reader
+        from .model import parse_duration
         system, _ = inventory_system(args[0])
-        overlap = _Reader("command line").duration(args[2] if len(args) == 3 else "7d", "OVERLAP")
+        try:
+            overlap = parse_duration(args[2] if len(args) == 3 else "7d", "OVERLAP")
+        except DataError as e:
+            sys.exit(f"mailstack: {e}")
         rotate_dkim(args[0], system, args[1], overlap)
     else:
         sys.exit(__doc__)

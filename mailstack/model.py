@@ -277,6 +277,11 @@ class _Reader:
         return f"{{{scheme}}}{rest}"
 
 
+def parse_duration(value, where="duration"):
+    """Seconds in a duration like 30d or 12h; DataError names `where` if invalid."""
+    return _Reader("input").duration(value, where)
+
+
 def _join(where, key):
     return f"{where}.{key}" if where else str(key)
 
