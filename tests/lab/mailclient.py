@@ -156,6 +156,13 @@ class Server:
     def smtp(self, port=25):
         return SMTP(self.address, self.hostname, port, self.ca_pem)
 
+    def deliver(self, recipients, text, sender="someone@example.test"):
+        """Inbound mail on port 25 (STARTTLS), as another mail server sends it;
+        returns what the server said to each refused recipient."""
+        with self.smtp(25) as s:
+            s.secure()
+            return s.sendmail(sender, recipients, text)
+
     def submit(self, mailbox, recipients, text, sender=None, port=587):
         """Authenticated submission; returns what the server said to each recipient."""
         with self.smtp(port) as s:

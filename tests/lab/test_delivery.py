@@ -5,12 +5,6 @@ import pytest
 from .mailclient import message, wait_for_message
 
 
-def deliver(mx1, recipients, text, sender="someone@example.test"):
-    with mx1.smtp(25) as s:
-        s.secure()
-        return s.sendmail(sender, recipients, text)
-
-
 @pytest.mark.parametrize("recipient, mailboxes", [
     ("postmaster@acme.test", ["alice@acme.test"]),                    # alias, one target
     ("sales@acme.test", ["alice@acme.test", "carol@acme.test"]),      # alias, two targets
@@ -19,7 +13,7 @@ def deliver(mx1, recipients, text, sender="someone@example.test"):
 ])
 def test_mail_reaches_every_mailbox_behind_an_address(mx1, mailbox, recipient, mailboxes):
     message_id, text = message("someone@example.test", recipient)
-    assert deliver(mx1, [recipient], text) == {}
+    assert mx1.deliver([recipient], text) == {}
     for address in mailboxes:
         imap = mx1.imap(mailbox(address))
         wait_for_message(imap, message_id)
@@ -29,7 +23,7 @@ def test_mail_reaches_every_mailbox_behind_an_address(mx1, mailbox, recipient, m
 def test_a_catch_all_does_not_take_mail_of_real_mailboxes(mx1, mailbox):
     # frank@globex.test is a real mailbox in the catch-all domain.
     message_id, text = message("someone@example.test", "frank@globex.test")
-    assert deliver(mx1, ["frank@globex.test"], text) == {}
+    assert mx1.deliver(["frank@globex.test"], text) == {}
     imap = mx1.imap(mailbox("frank@globex.test"))
     wait_for_message(imap, message_id)
     imap.logout()

@@ -22,9 +22,7 @@ def test_special_use_folders_exist_and_are_subscribed(mx1, mailbox):
 
 def put(mx1, erin, folder):
     message_id, text = message("someone@example.test", erin["address"], f"for {folder}")
-    with mx1.smtp(25) as s:
-        s.secure()
-        assert s.sendmail("someone@example.test", [erin["address"]], text) == {}
+    assert mx1.deliver([erin["address"]], text) == {}
     imap = mx1.imap(erin)
     wait_for_message(imap, message_id)
     uid = imap.search(None, "HEADER", "Message-ID", message_id)[1][0].split()[-1]

@@ -6,12 +6,6 @@ import time
 from .mailclient import message, wait_for_message
 
 
-def deliver(mx1, recipient, text):
-    with mx1.smtp(25) as s:
-        s.secure()
-        assert s.sendmail("someone@example.test", [recipient], text) == {}
-
-
 def pop3_index(pop, message_id):
     for i in range(1, len(pop.list()[1]) + 1):
         if message_id.encode() in b"\n".join(pop.top(i, 0)[1]):
@@ -22,7 +16,7 @@ def pop3_index(pop, message_id):
 def test_pop3_delete_keeps_mail_for_imap_until_the_retention_ends(mx1, hosts, mailbox):
     erin = mailbox("erin@acme.test")
     message_id, text = message("someone@example.test", erin["address"], "pop3 then imap")
-    deliver(mx1, erin["address"], text)
+    assert mx1.deliver([erin["address"]], text) == {}
     imap = mx1.imap(erin)
     wait_for_message(imap, message_id)
     imap.logout()
@@ -51,7 +45,7 @@ def test_pop3_uidls_do_not_change_between_sessions(mx1, mailbox):
     erin = mailbox("erin@acme.test")
     for _ in range(2):
         _, text = message("someone@example.test", erin["address"])
-        deliver(mx1, erin["address"], text)
+        assert mx1.deliver([erin["address"]], text) == {}
     time.sleep(1)
     pop = mx1.pop3(erin)
     first = pop.uidl()[1]

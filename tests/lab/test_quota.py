@@ -25,9 +25,7 @@ def test_warning_at_80_percent_then_refusal_at_rcpt(mx1, hosts, mailbox):
     filler = "x" * 76 + "\r\n"
     body = filler * (int(QUOTA * 0.82) // len(filler))
     message_id, text = message("someone@example.test", frank["address"], "big", body)
-    with mx1.smtp(25) as s:
-        s.secure()
-        assert s.sendmail("someone@example.test", [frank["address"]], text) == {}
+    assert mx1.deliver([frank["address"]], text) == {}
     wait_for_message(imap, message_id)
     warning = wait_for_message_with_subject(imap, "Your mailbox is 80% full")
     assert b"frank@globex.test is now 80% full" in warning

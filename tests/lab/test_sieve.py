@@ -17,9 +17,7 @@ def test_a_sieve_script_uploaded_over_managesieve_files_mail(mx1, mailbox):
     sieve.logout()
 
     message_id, text = message("someone@example.test", carol["address"], "[invoices] November")
-    with mx1.smtp(25) as s:
-        s.secure()
-        assert s.sendmail("someone@example.test", [carol["address"]], text) == {}
+    assert mx1.deliver([carol["address"]], text) == {}
     imap = mx1.imap(carol)
     wait_for_message(imap, message_id, mailbox="Invoices")
     imap.select("INBOX")

@@ -24,9 +24,7 @@ def test_moving_into_junk_learns_spam_and_out_of_it_learns_ham(mx1, hosts, mailb
     carol, mx = mailbox("carol@acme.test"), hosts["mx1"]
     message_id, text = message("someone@example.test", carol["address"], "learn me",
                                BODY + message_id_salt())
-    with mx1.smtp(25) as s:
-        s.secure()
-        assert s.sendmail("someone@example.test", [carol["address"]], text) == {}
+    assert mx1.deliver([carol["address"]], text) == {}
     imap = mx1.imap(carol)
     wait_for_message(imap, message_id)
     uid = imap.search(None, "HEADER", "Message-ID", message_id)[1][0].split()[-1]

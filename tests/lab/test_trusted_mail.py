@@ -67,9 +67,7 @@ def test_mail_in_the_add_header_band_lands_in_junk(mx1, mailbox):
     carol = mailbox("carol@acme.test")
     message_id, text = message("someone@example.test", carol["address"], "cheap pills",
                                GTUBE_ADD_HEADER)
-    with mx1.smtp(25) as s:
-        s.secure()
-        assert s.sendmail("someone@example.test", [carol["address"]], text) == {}
+    assert mx1.deliver([carol["address"]], text) == {}
     imap = mx1.imap(carol)
     raw = wait_for_message(imap, message_id, mailbox="Junk")
     imap.select("INBOX")

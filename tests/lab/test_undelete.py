@@ -8,9 +8,7 @@ from .mailclient import message, wait_for_message
 def test_an_expunged_message_is_restored_by_the_operator(mx1, hosts, mailbox):
     dave = mailbox("dave@globex.test")
     message_id, text = message("someone@example.test", dave["address"], "keep me")
-    with mx1.smtp(25) as s:
-        s.secure()
-        assert s.sendmail("someone@example.test", [dave["address"]], text) == {}
+    assert mx1.deliver([dave["address"]], text) == {}
     imap = mx1.imap(dave)
     wait_for_message(imap, message_id)
     uid = imap.search(None, "HEADER", "Message-ID", message_id)[1][0].split()[-1]
