@@ -35,12 +35,13 @@ def bootstrap(records):
 def apply():
     mail = host.data.mail
     mail_zones = {d.name for d in mail.domains}
+    records_by_zone = zones()
     conf = template("dns", "/etc/knot/knot.conf", group="knot", mode="640",
-                    zones=sorted(zones()), mail_zones=mail_zones, port=host.data.dns_port,
+                    zones=sorted(records_by_zone), mail_zones=mail_zones, port=host.data.dns_port,
                     key=host.data.tsig_key)
     files.directory(name="dns: zone directory", path=ZONE_DIR, user="knot", group="knot")
     changed_zones = []
-    for zone, records in zones().items():
+    for zone, records in records_by_zone.items():
         path = f"{ZONE_DIR}/{zone}.zone"
         owned_by_updates = zone in mail_zones
         content = zone_file(zone, bootstrap(records) if owned_by_updates else records,

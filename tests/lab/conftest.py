@@ -9,6 +9,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import dns.resolver
 import pytest
 import testinfra
 
@@ -55,6 +56,15 @@ def lab_ca(lab):
     pem = response.read().decode()
     Path(lab["ca_certificate"]).write_text(pem)
     return pem
+
+
+@pytest.fixture(scope="session")
+def resolver(lab):
+    """The lab resolver, as every lab host uses it."""
+    r = dns.resolver.Resolver(configure=False)
+    r.nameservers = [lab["resolver"]]
+    r.lifetime = 5
+    return r
 
 
 @pytest.fixture(scope="session")

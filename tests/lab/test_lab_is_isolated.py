@@ -2,6 +2,9 @@
 import subprocess
 from pathlib import Path
 
+import dns.resolver
+import pytest
+
 
 def test_machines_have_no_default_route_and_only_the_lab_network(hosts, lab):
     prefix = lab["operator_address"].rsplit(".", 1)[0] + ".0/24"
@@ -22,3 +25,8 @@ def test_bridge_has_no_uplink_and_forwarding_stays_off(lab):
 def test_every_machine_resolves_through_the_lab_dns(hosts, lab):
     for name, host in hosts.items():
         assert host.file("/etc/resolv.conf").contains(f"^nameserver {lab['resolver']}$"), name
+
+
+def test_lab_resolver_refuses_names_outside_the_lab(resolver):
+    with pytest.raises((dns.resolver.NoNameservers, dns.resolver.NXDOMAIN)):
+        resolver.resolve("debian.org", "A")
