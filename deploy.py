@@ -7,11 +7,11 @@ The inventory has already loaded and validated the mail data (host.data.mail).
 from pyinfra import host
 from pyinfra.operations import apt, server
 
-from roles import acme_ca, base, dns, dovecot, outside, postfix, resolver, rspamd, tls
+from roles import acme_ca, base, dns, dovecot, outside, postfix, resolver, rspamd, tls, web
 
 ROLES = {
     "dns": [dns, resolver],
-    "primary_mx": [tls, rspamd, postfix, dovecot],
+    "primary_mx": [web, tls, rspamd, postfix, dovecot],
     "backup_mx": [],
     "backup": [],
     "outside": [outside],
@@ -42,7 +42,9 @@ if acme_ca in roles: acme_ca.apply()  # noqa: E701
 # serving before any host asks for a certificate.
 server.shell(name="Wait for DNS and the ACME CA on every host", commands=["true"],
              _if=lambda: False)
+if web in roles: web.http()  # noqa: E701  (port 80 answers ACME challenges)
 if tls in roles: tls.apply()  # noqa: E701
+if web in roles: web.apply()  # noqa: E701  (HTTPS sites, once there is a certificate)
 if rspamd in roles: rspamd.apply()  # noqa: E701
 if postfix in roles: postfix.apply()  # noqa: E701
 if dovecot in roles: dovecot.apply()  # noqa: E701

@@ -42,8 +42,10 @@ globals().update(inventory(
     resolvers=[LAB["resolver"]],
     lab_zones={LAB["outside_domain"]: {
         "mx": LAB["hosts"]["outside"]["fqdn"],
-        "hosts": {LAB["hosts"]["outside"]["fqdn"]: LAB["hosts"]["outside"]["address"],
-                  LAB["acme_api"]["name"]: LAB["hosts"]["outside"]["address"]}}},
+        "hosts": {name: LAB["hosts"]["outside"]["address"]
+                  for name in [LAB["hosts"]["outside"]["fqdn"]] + LAB["acme_api"]["names"]},
+        # example.test enforces MTA-STS: mailstack's outbound mail must verify it.
+        "txt": {f"_mta-sts.{LAB['outside_domain']}": "v=STSv1; id=1"}}},
     # The lab's dns host is also every lab host's resolver (on port 53), so its
     # authoritative server answers the world (and RFC 2136 updates) on 5300.
     dns_port=5300,

@@ -73,7 +73,7 @@ def mail_domain_records(system: MailSystem, domain: str, facts) -> list[tuple[st
 
 
 def zone_records(system: MailSystem, extra_zones=None, facts=None) -> dict[str, list[Record]]:
-    """Records for every mail domain (and extra zones: {zone: {mx, hosts}}),
+    """Records for every mail domain (and extra zones: {zone: {mx, hosts, txt}}),
     grouped by zone. Host A/AAAA and TLSA records land in the zone holding the
     host's name."""
     facts = facts or {}
@@ -88,6 +88,8 @@ def zone_records(system: MailSystem, extra_zones=None, facts=None) -> dict[str, 
     addresses = {h.fqdn: h.address for h in system.hosts}
     for z, spec in (extra_zones or {}).items():
         zones[z].append(Record(_fqdn(z), "MX", f"10 {_fqdn(spec['mx'])}", ttl))
+        zones[z] += [Record(_fqdn(name), "TXT", txt(value), ttl)
+                     for name, value in spec.get("txt", {}).items()]
         addresses.update(spec.get("hosts", {}))
     for name, address in addresses.items():
         z = zone_of(name, zones)

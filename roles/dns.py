@@ -1,6 +1,8 @@
 """Authoritative DNS (Knot) for every mail domain of the system.
 
-A mail domain's zone file is only a bootstrap (SOA, NS and the hosts'
+Every zone is signed (DNSSEC, Knot's automatic key management: ECDSA P-256,
+KSK kept, ZSK rolled every 30 days); the DS records for the parent zone are
+printed by `keymgr <zone> ds` on this host. A mail domain's zone file is only a bootstrap (SOA, NS and the hosts'
 addresses), written once: every other record arrives by RFC 2136 from
 `mailstack publish`, signed with the system's TSIG key, exactly as it would at any
 other provider that speaks RFC 2136. Extra zones (the lab's outside domain) are
@@ -26,10 +28,10 @@ def zones():
 
 
 def bootstrap(records):
-    """What a mail domain's zone needs before the first publish: NS and the
-    addresses of the system's own hosts (the ACME CA resolves them during the
-    deploy, before anything is published)."""
-    return [r for r in records if r.rtype in ("NS", "A", "AAAA")]
+    """What a mail domain's zone needs before the first publish: NS, the
+    addresses of the system's own hosts and the names that point at them (the ACME
+    CA resolves them during the deploy, before anything is published)."""
+    return [r for r in records if r.rtype in ("NS", "A", "AAAA", "CNAME")]
 
 
 def apply():

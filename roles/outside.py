@@ -10,16 +10,25 @@ from pyinfra.operations.util import any_changed
 from roles import template
 from roles.postfix import DEBCONF  # noqa: F401  (same package, same answers)
 
-# dkimpy and pyspf check what mailstack's mail looks like to a receiver.
-PACKAGES = ["postfix", "swaks", "python3-dkim", "python3-spf"]
+# dkimpy and pyspf check what mailstack's mail looks like to a receiver; nginx serves
+# the outside domain's MTA-STS policy.
+PACKAGES = ["postfix", "swaks", "python3-dkim", "python3-spf", "nginx-light"]
+# outside's certificate (made by labctl, trusted by the lab's hosts).
+TLS_CERT, TLS_KEY = "/etc/ssl/mailstack/outside.pem", "/etc/ssl/mailstack/outside.key"
+MTA_STS_POLICY = "version: STSv1\nmode: enforce\nmx: {mx}\nmax_age: 86400\n"
 
 
 def apply():
     server.user(name="outside: catchall user", user="catchall", shell="/usr/sbin/nologin")
-    changed = [
+    tls = [
+        files.put(name="outside: TLS certificate", src=host.data.acme_api_cert, dest=TLS_CERT,
+                  create_remote_dir=True),
+        files.put(name="outside: TLS key", src=host.data.acme_api_key, dest=TLS_KEY, mode="600"),
+    ]
+    changed = tls + [
         files.put(name="outside: /etc/mailname", src=StringIO(host.data.fqdn + "\n"),
                   dest="/etc/mailname"),
-        template("outside", "/etc/postfix/main.cf"),
+        template("outside", "/etc/postfix/main.cf", tls_cert=TLS_CERT, tls_key=TLS_KEY),
         template("outside", "/etc/aliases"),
     ]
     server.shell(name="outside: newaliases", commands=["newaliases"], _if=changed[-1].did_change)
@@ -27,3 +36,14 @@ def apply():
                  _if=any_changed(*changed))
     systemd.service(name="outside: postfix", service="postfix", running=True, enabled=True,
                     restarted=True, _if=any_changed(*changed))
+
+    web = tls + [
+        files.link(name="outside: no default site", path="/etc/nginx/sites-enabled/default",
+                   present=False),
+        files.put(name="outside: MTA-STS policy",
+                  src=StringIO(MTA_STS_POLICY.format(mx=host.data.fqdn)),
+                  dest="/var/www/mta-sts/.well-known/mta-sts.txt", create_remote_dir=True),
+        template("outside", "/etc/nginx/conf.d/mta-sts.conf", tls_cert=TLS_CERT, tls_key=TLS_KEY),
+    ]
+    systemd.service(name="outside: nginx", service="nginx", running=True, enabled=True,
+                    restarted=True, _if=any_changed(*web))

@@ -10,7 +10,8 @@ from mailstack.dovecot import QUOTA_STATUS_PORT
 from mailstack.postfix import sender_logins, virtual_aliases, virtual_mailboxes
 from roles import rspamd, template, tls
 
-PACKAGES = ["postfix"]
+# postfix-mta-sts-resolver: Debian's defaults (127.0.0.1:8461, sqlite cache) are ours.
+PACKAGES = ["postfix", "postfix-mta-sts-resolver"]
 # Without this the package writes its own main.cf (and asks questions).
 DEBCONF = ["postfix postfix/main_mailer_type select No configuration"]
 
@@ -41,5 +42,7 @@ def apply():
     # Check the rendered configuration before (re)starting.
     server.shell(name="postfix: check configuration", commands=["postfix check"],
                  _if=any_changed(*changed))
+    systemd.service(name="postfix: MTA-STS resolver", service="postfix-mta-sts-resolver",
+                    running=True, enabled=True)
     systemd.service(name="postfix: service", service="postfix", running=True, enabled=True,
                     restarted=True, _if=any_changed(*changed))

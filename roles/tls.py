@@ -1,4 +1,6 @@
-"""TLS certificates from an ACME CA (certbot, HTTP-01) for the mail host's names.
+"""TLS certificates from an ACME CA (certbot, HTTP-01 through nginx's webroot,
+roles/web.py) for the mail host's names: its own, and on the primary MX the
+mta-sts.<domain> name of every domain.
 
 Renewals keep the key (--reuse-key), so the TLSA (DANE) record published for it
 stays valid across renewals.
@@ -6,10 +8,10 @@ stays valid across renewals.
 The certificate lives under /etc/letsencrypt/live/mailstack/; Debian's certbot
 timer renews it and the deploy hook reloads every service that uses it.
 """
-from io import StringIO
+import re
 
 from pyinfra import host
-from pyinfra.facts.files import File
+from pyinfra.facts.server import Command
 from pyinfra.operations import files, server
 
 from roles import template
@@ -19,11 +21,15 @@ LIVE = "/etc/letsencrypt/live/mailstack"
 CERT, KEY = f"{LIVE}/fullchain.pem", f"{LIVE}/privkey.pem"
 # A private ACME CA's API certificate (the lab's pebble) joins the system trust
 # store, so certbot works the same from the timer and by hand.
+RELOAD_HOOK = "/etc/letsencrypt/renewal-hooks/deploy/mailstack-reload"
+ACME_ROOT = "/var/www/mailstack/acme"  # served by nginx on port 80 (roles/web.py)
 PRIVATE_CA = "/usr/local/share/ca-certificates/mailstack-acme-api.crt"
 
 
 def names():
-    return [host.data.fqdn]
+    mail = host.data.mail
+    extra = [f"mta-sts.{d.name}" for d in mail.domains] if "primary_mx" in host.groups else []
+    return [host.data.fqdn] + extra
 
 
 def apply():
@@ -33,14 +39,17 @@ def apply():
                           dest=PRIVATE_CA, create_remote_dir=True)
         server.shell(name="tls: update trust store", commands=["update-ca-certificates"],
                      _if=trust.did_change)
-    template("tls", "/etc/letsencrypt/renewal-hooks/deploy/mailstack-reload", mode="755")
-    wanted = files.put(name="tls: certificate names", src=StringIO("\n".join(names()) + "\n"),
-                       dest="/etc/mailstack/tls-names", create_remote_dir=True)
-    missing = host.get_fact(File, CERT) is None
+    template("tls", RELOAD_HOOK, mode="755")
+    # The names the certificate has now, read from it: a failed run leaves nothing
+    # half-remembered.
+    san = host.get_fact(Command, f"openssl x509 -noout -ext subjectAltName -in {CERT} 2>/dev/null || true")
+    stale = set(re.findall(r"DNS:([^,\s]+)", san or "")) != set(names())
     domains = " ".join(f"-d {n}" for n in names())
     server.shell(
         name="tls: obtain certificate",
-        commands=[f"certbot certonly --non-interactive --agree-tos --standalone "
+        commands=[f"certbot certonly --non-interactive --agree-tos --webroot -w {ACME_ROOT} "
                   f"--cert-name mailstack {domains} --server {mail.tls.acme_directory} "
-                  f"-m {mail.tls.acme_email} --no-eff-email --expand --reuse-key"],
-        _if=lambda: missing or wanted.did_change())
+                  f"-m {mail.tls.acme_email} --no-eff-email --expand --reuse-key",
+                  # certbot runs its deploy hooks on renewals only.
+                  RELOAD_HOOK],
+        _if=lambda: stale)

@@ -5,21 +5,23 @@ import pytest
 SERVICES = {
     "dns": ["ssh", "knot", "unbound", "systemd-journald"],
     "mx1": ["ssh", "postfix", "dovecot", "rspamd", "redis-server", "mailstack-expire.timer",
-            "certbot.timer", "systemd-journald"],
+            "certbot.timer", "nginx", "postfix-mta-sts-resolver", "systemd-journald"],
     "mx2": ["ssh", "systemd-journald"],
     "backup": ["ssh", "systemd-journald"],
-    "outside": ["ssh", "postfix", "pebble", "systemd-journald"],
+    "outside": ["ssh", "postfix", "pebble", "nginx", "systemd-journald"],
 }
 # Listening TCP sockets, as "address:port" ("*" = every address).
 LISTENING = {
     "dns": {"*:22", "127.0.0.1:53", "{address}:53", "127.0.0.2:53", "{address}:5300"},
     "mx1": {"*:22", "*:25", "*:465", "*:587", "*:110", "*:143", "*:993", "*:995", "*:4190",
+            "*:80", "*:443",                                       # ACME, MTA-STS (nginx)
+            "127.0.0.1:8461",                                      # MTA-STS resolver
             "127.0.0.1:12340",                                     # Dovecot quota-status
             "127.0.0.1:11332", "127.0.0.1:11333", "127.0.0.1:11334",  # rspamd
             "127.0.0.1:6379", "[::1]:6379"},                        # redis
     "mx2": {"*:22"},
     "backup": {"*:22"},
-    "outside": {"*:22", "*:25", "*:14000", "*:15000"},
+    "outside": {"*:22", "*:25", "*:443", "*:14000", "*:15000"},
 }
 
 
