@@ -12,7 +12,7 @@ from roles import acme_ca, base, dns, dovecot, outside, postfix, resolver, rspam
 ROLES = {
     "dns": [dns, resolver],
     "primary_mx": [web, tls, rspamd, postfix, dovecot],
-    "backup_mx": [],
+    "backup_mx": [web, tls, rspamd, postfix],
     "backup": [],
     "outside": [outside],
     "acme_ca": [acme_ca],  # lab only

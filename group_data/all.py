@@ -18,13 +18,20 @@ dns_port = 53
 # resolver: a network whose hosts may use this host's resolver; None: local only.
 lab_network = None
 
-# dns: zones served beside the mail domains ({zone: {mx: fqdn, hosts: {fqdn: ip}}}),
+# dns: zones served beside the mail domains ({zone: {mx: fqdn, hosts: {fqdn: ip},
+# txt: {name: text}}}),
 # e.g. the lab's outside domain.
 lab_zones = None
 
 # tls: PEM file (on the operator machine) to trust for the ACME CA's API, when it
 # is not a public CA (the lab's pebble); None: the system's trust store.
 acme_api_cert = None
+
+# tls: where a private ACME CA publishes its root certificate (the lab's pebble
+# makes a new one at each start); hosts fetch and trust it with each certificate,
+# so they verify each other (the backup MX relaying to the primary). None: the
+# CA's root is already in the system's trust store (Let's Encrypt).
+acme_root_url = None
 
 # acme_ca (lab only): the pebble API's key, on the operator machine.
 acme_api_key = None

@@ -38,6 +38,7 @@ globals().update(inventory(
     # labctl; mail hosts trust it for certbot.
     acme_api_cert=LAB["acme_api"]["cert"],
     acme_api_key=LAB["acme_api"]["key"],
+    acme_root_url=f"https://{LAB['acme_api']['name']}:15000/roots/0",
     apt_proxy=f"http://{LAB['operator_address']}:3142",
     resolvers=[LAB["resolver"]],
     lab_zones={LAB["outside_domain"]: {

@@ -8,6 +8,9 @@
     python -m mailstack rotate-dkim INVENTORY.py DOMAIN [OVERLAP]
                                                new DKIM key: publish it, sign with it once it
                                                resolves, retire the old one after OVERLAP (7d)
+    python -m mailstack queue INVENTORY.py [--flush]
+                                               what each backup MX holds, per domain; --flush
+                                               sends it to the primary now
 """
 import getpass
 import runpy
@@ -105,6 +108,14 @@ def main(argv):
         except DataError as e:
             sys.exit(f"mailstack: {e}")
         rotate_dkim(args[0], system, args[1], overlap)
+    elif command == "queue" and args[1:] in ([], ["--flush"]):
+        from .facts import run_on
+        from .queue import FLUSH_COMMAND, QUEUE_COMMAND, per_domain, report
+        system, _ = inventory_system(args[0])
+        if not system.hosts_with("backup_mx"):
+            sys.exit("mailstack: this mail system has no backup MX")
+        command = FLUSH_COMMAND if args[1:] else QUEUE_COMMAND
+        print(report({h: per_domain(out) for h, out in run_on(args[0], "backup_mx", command).items()}))
     else:
         sys.exit(__doc__)
 

@@ -69,6 +69,14 @@ class Greylisting:
 
 
 @dataclass(frozen=True)
+class Queue:
+    """How a backup MX holds mail while the primary is away (seconds)."""
+    lifetime: int     # then it is returned to the sender
+    retry_min: int    # first retry after a failed attempt
+    retry_max: int    # retries back off up to this
+
+
+@dataclass(frozen=True)
 class Domain:
     name: str
     quota: int
@@ -150,6 +158,7 @@ class MailSystem:
     tls: TLS
     dns: MailDNS
     greylisting: Greylisting
+    queue: Queue
 
     def hosts_with(self, role):
         return [h for h in self.hosts if role in h.roles]
@@ -306,7 +315,7 @@ def parse_system(raw, path) -> MailSystem:
     r = _Reader(path)
     r.mapping(raw, "", required=("hosts", "domains"),
               optional=("name", "defaults", "limits", "mailboxes", "aliases",
-                        "password_hashes_file", "postmaster", "tls", "dns", "greylisting"))
+                        "password_hashes_file", "postmaster", "tls", "dns", "greylisting", "queue"))
     hosts = _hosts(r, raw["hosts"])
     defaults = r.mapping(raw.get("defaults") or {}, "defaults",
                          optional=("quota", "protocols", "retention"))
@@ -357,8 +366,14 @@ def parse_system(raw, path) -> MailSystem:
             r.fail(f"greylisting.exempt_networks[{i}]", f"'{n}' is not a network (e.g. 192.0.2.0/24)")
     greylisting = Greylisting(r.duration(grey.get("delay", "5m"), "greylisting.delay"),
                               tuple(str(n) for n in networks))
+    q = r.mapping(raw.get("queue") or {}, "queue", optional=("lifetime", "retry_min", "retry_max"))
+    queue = Queue(r.duration(q.get("lifetime", "7d"), "queue.lifetime"),
+                  r.duration(q.get("retry_min", "5m"), "queue.retry_min"),
+                  r.duration(q.get("retry_max", "1h"), "queue.retry_max"))
+    if queue.retry_min > queue.retry_max:
+        r.fail("queue.retry_min", f"'{q.get('retry_min')}' is longer than queue.retry_max")
     return MailSystem(name, hosts, domains, mailboxes, aliases, limits, postmaster, tls,
-                      _dns(r, raw.get("dns") or {}, postmaster), greylisting)
+                      _dns(r, raw.get("dns") or {}, postmaster), greylisting, queue)
 
 
 def _dns(r, raw, postmaster):

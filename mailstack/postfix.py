@@ -26,3 +26,11 @@ def sender_logins(system: MailSystem) -> str:
         if owners:
             lines.append(f"{address} {', '.join(owners)}")
     return "".join(line + "\n" for line in lines)
+
+
+def relay_recipients(system: MailSystem) -> str:
+    """Every address the primary accepts, for a backup MX to check at RCPT time
+    (a catch-all domain accepts any address there: @domain)."""
+    addresses = {m.address for m in system.mailboxes} | {a.address for a in system.aliases}
+    addresses |= {f"@{d.name}" for d in system.domains if d.catch_all}
+    return "".join(f"{a} OK\n" for a in sorted(addresses))

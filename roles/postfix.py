@@ -1,5 +1,11 @@
-"""Postfix on the primary MX: inbound mail for every domain of the model, handed
-to Dovecot over LMTP; submission on 587 and 465 for authenticated users."""
+"""Postfix on the MX hosts.
+
+Primary: inbound mail for every domain of the model, handed to Dovecot over LMTP;
+submission on 587 and 465 for authenticated users.
+Backup: accepts mail for exactly the addresses the primary accepts, with the same
+checks (rspamd, size, the primary's quota answer while it is up), queues it while
+the primary is away and relays it there over verified TLS when it returns.
+"""
 from io import StringIO
 
 from pyinfra import host
@@ -7,7 +13,7 @@ from pyinfra.operations import files, server, systemd
 from pyinfra.operations.util import any_changed
 
 from mailstack.dovecot import QUOTA_STATUS_PORT
-from mailstack.postfix import sender_logins, virtual_aliases, virtual_mailboxes
+from mailstack.postfix import relay_recipients, sender_logins, virtual_aliases, virtual_mailboxes
 from roles import rspamd, template, tls
 
 # postfix-mta-sts-resolver: Debian's defaults (127.0.0.1:8461, sqlite cache) are ours.
@@ -26,16 +32,21 @@ def postmap(name, content):
 
 def apply():
     mail = host.data.mail
+    primary = "primary_mx" in host.groups
     changed = [
         files.put(name="postfix: /etc/mailname", src=StringIO(host.data.fqdn + "\n"),
                   dest="/etc/mailname"),
         template("postfix", "/etc/postfix/main.cf", tls_cert=tls.CERT, tls_key=tls.KEY,
-                 quota_status_port=QUOTA_STATUS_PORT, milter=rspamd.MILTER),
-        template("postfix", "/etc/postfix/master.cf"),
-        postmap("virtual_mailboxes", virtual_mailboxes(mail)),
-        postmap("virtual_aliases", virtual_aliases(mail)),
-        postmap("sender_logins", sender_logins(mail)),
+                 quota_status_port=QUOTA_STATUS_PORT, milter=rspamd.MILTER, primary=primary,
+                 backup_mx=[h.address for h in mail.hosts_with("backup_mx")]),
+        template("postfix", "/etc/postfix/master.cf", primary=primary),
     ]
+    if primary:
+        changed += [postmap("virtual_mailboxes", virtual_mailboxes(mail)),
+                    postmap("virtual_aliases", virtual_aliases(mail)),
+                    postmap("sender_logins", sender_logins(mail))]
+    else:
+        changed.append(postmap("relay_recipients", relay_recipients(mail)))
     # Mail for root and other local accounts goes to the postmaster.
     changed.append(template("postfix", "/etc/aliases"))
     server.shell(name="postfix: newaliases", commands=["newaliases"], _if=changed[-1].did_change)

@@ -1,5 +1,6 @@
-"""rspamd (with redis) as Postfix's milter: spam scoring, SPF/DKIM/DMARC/ARC checks
-on inbound mail, DKIM signing of outbound mail.
+"""rspamd (with redis) as Postfix's milter on every MX: spam scoring, greylisting,
+SPF/DKIM/DMARC/ARC checks on inbound mail; on the primary, DKIM signing of
+outbound mail.
 
 DKIM keys are made on the host (mailstack-dkim), readable only by rspamd, and
 never leave it; `mailstack publish` reads their public halves for DNS.
@@ -22,7 +23,20 @@ CONFIG = [f"{LOCAL_D}/{name}" for name in (
 
 def apply():
     mail = host.data.mail
-    changed = [template("rspamd", path) for path in CONFIG]
+    primary = "primary_mx" in host.groups
+    changed = [template("rspamd", path, primary=primary,
+                        backup_mx=[h.address for h in mail.hosts_with("backup_mx")])
+               for path in CONFIG]
+    if primary:
+        _dkim(mail)
+    systemd.service(name="rspamd: redis", service="redis-server", running=True, enabled=True)
+    server.shell(name="rspamd: check configuration", commands=["rspamadm configtest"],
+                 _if=any_changed(*changed))
+    systemd.service(name="rspamd: service", service="rspamd", running=True, enabled=True,
+                    restarted=True, _if=any_changed(*changed))
+
+
+def _dkim(mail):
     template("rspamd", "/usr/local/sbin/mailstack-dkim", mode="755",
              key_size=mail.dns.dkim_key_size)
     domains = " ".join(d.name for d in mail.domains)
@@ -32,13 +46,8 @@ def apply():
     server.shell(name="rspamd: DKIM keys for new domains",
                  commands=[f"/usr/local/sbin/mailstack-dkim ensure {domains}"],
                  _if=lambda: bool(missing))
-    server.shell(name="rspamd: check configuration", commands=["rspamadm configtest"],
-                 _if=any_changed(*changed))
     units = [template("rspamd", f"/etc/systemd/system/mailstack-dkim-retire.{u}")
              for u in ("service", "timer")]
     systemd.daemon_reload(name="rspamd: systemd reload", _if=any_changed(*units))
     systemd.service(name="rspamd: DKIM retirement timer", service="mailstack-dkim-retire.timer",
                     running=True, enabled=True)
-    systemd.service(name="rspamd: redis", service="redis-server", running=True, enabled=True)
-    systemd.service(name="rspamd: service", service="rspamd", running=True, enabled=True,
-                    restarted=True, _if=any_changed(*changed))

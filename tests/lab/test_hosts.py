@@ -6,7 +6,8 @@ SERVICES = {
     "dns": ["ssh", "knot", "unbound", "systemd-journald"],
     "mx1": ["ssh", "postfix", "dovecot", "rspamd", "redis-server", "mailstack-expire.timer",
             "certbot.timer", "nginx", "postfix-mta-sts-resolver", "systemd-journald"],
-    "mx2": ["ssh", "systemd-journald"],
+    "mx2": ["ssh", "postfix", "rspamd", "redis-server", "nginx", "postfix-mta-sts-resolver",
+            "certbot.timer", "systemd-journald"],
     "backup": ["ssh", "systemd-journald"],
     "outside": ["ssh", "postfix", "pebble", "nginx", "systemd-journald"],
 }
@@ -16,10 +17,13 @@ LISTENING = {
     "mx1": {"*:22", "*:25", "*:465", "*:587", "*:110", "*:143", "*:993", "*:995", "*:4190",
             "*:80", "*:443",                                       # ACME, MTA-STS (nginx)
             "127.0.0.1:8461",                                      # MTA-STS resolver
-            "127.0.0.1:12340",                                     # Dovecot quota-status
+            "127.0.0.1:12340", "{address}:12340",                  # Dovecot quota-status
             "127.0.0.1:11332", "127.0.0.1:11333", "127.0.0.1:11334",  # rspamd
             "127.0.0.1:6379", "[::1]:6379"},                        # redis
-    "mx2": {"*:22"},
+    "mx2": {"*:22", "*:25", "*:80", "*:443",
+            "127.0.0.1:8461",                                      # MTA-STS resolver
+            "127.0.0.1:11332", "127.0.0.1:11333", "127.0.0.1:11334",  # rspamd
+            "127.0.0.1:6379", "[::1]:6379"},                        # redis
     "backup": {"*:22"},
     "outside": {"*:22", "*:25", "*:443", "*:14000", "*:15000"},
 }

@@ -1,4 +1,4 @@
-"""Limits from the mail data (lab: 25M messages, 50 recipients, 60 messages a
+"""Limits from the mail data (lab: 25M messages, 50 recipients, 300 messages a
 minute per client) hold at the door."""
 import pytest
 
@@ -22,18 +22,20 @@ def test_recipients_beyond_the_limit_are_deferred(mx1):
 FLOOD = """
 import smtplib
 replies = []
-with smtplib.SMTP("mx1.acme.test", 25, timeout=20) as s:
-    s.ehlo()
-    for i in range(62):
-        replies.append(s.docmd("MAIL FROM:<flood@example.test>"))
-        s.rset()
+for connection in range(4):  # 76 RSETs each: below the junk command limit (100)
+    with smtplib.SMTP("mx1.acme.test", 25, timeout=20) as s:
+        s.ehlo()
+        for i in range(76):
+            replies.append(s.docmd("MAIL FROM:<flood@example.test>"))
+            s.rset()
 print(replies[-1])
 """
 
 
 @pytest.mark.after_all
 def test_a_client_sending_too_fast_is_slowed_down(hosts, lab):
-    # From mx2, idle in these scenarios, so no other client is slowed down.
-    out = hosts["mx2"].check_output(f"python3 -c '{FLOOD}'")
-    address = lab["hosts"]["mx2"]["address"]
+    # From the backup machine, idle in these scenarios, so no other client is slowed
+    # down (the backup MX may send as fast as it likes: it is exempt).
+    out = hosts["backup"].check_output(f"python3 -c '{FLOOD}'")
+    address = lab["hosts"]["backup"]["address"]
     assert f"(450, b'4.7.1 Error: too much mail from {address}')" == out

@@ -5,7 +5,8 @@ from mailstack.dns import zone_file, zone_records
 from mailstack.dovecot import passwd_file, users_file
 from mailstack.model import load_system
 from mailstack.passwords import hash_password
-from mailstack.postfix import virtual_aliases, virtual_mailboxes
+from mailstack.postfix import relay_recipients, virtual_aliases, virtual_mailboxes
+from mailstack.queue import per_domain
 
 from .conftest import VALID
 
@@ -62,11 +63,13 @@ def test_dkim_and_tlsa_records_come_from_host_facts(write_data):
 
 def test_extra_zone_and_zone_file(write_data):
     zones = zone_records(system(write_data), {"example.test": {
-        "mx": "mail.example.test", "hosts": {"mail.example.test": "192.0.2.20"}}})
+        "mx": "mail.example.test", "hosts": {"mail.example.test": "192.0.2.20"},
+        "txt": {"_mta-sts.example.test": "v=STSv1; id=1"}}})
     text = zone_file("example.test", zones["example.test"], "ns.example.org", "hostmaster@example.org")
     assert "@ IN SOA ns.example.org. hostmaster.example.org. 1 " in text
     assert "example.test. 300 IN MX 10 mail.example.test." in text
     assert "mail.example.test. 300 IN A 192.0.2.20" in text
+    assert '_mta-sts.example.test. 300 IN TXT "v=STSv1; id=1"' in text
 
 
 def test_postfix_knows_every_address_and_keeps_mailboxes_out_of_catch_all(write_data):
@@ -130,3 +133,22 @@ def test_retention_inherits_defaults_domain_then_mailbox(write_data):
     day = 86400
     assert lines == [f"anna@example.org {30 * day} {15 * day} {7 * day} {14 * day}",
                      f"ben@example.org 10 {15 * day} {7 * day} {14 * day}"]
+
+
+def test_backup_mx_accepts_exactly_what_the_primary_accepts(write_data):
+    lines = relay_recipients(system(write_data)).splitlines()
+    assert lines == ["@example.net OK", "anna@example.org OK", "ben@example.org OK",
+                     "postmaster@example.org OK", "team@example.org OK"]
+    # Neither an unknown address of a domain without catch-all, nor a foreign target.
+    assert not any(line.startswith(("nobody@example.org", "someone@elsewhere.test")) for line in lines)
+
+
+def test_queue_is_summed_per_recipient_domain():
+    queue = "\n".join([
+        '{"arrival_time": 1000, "recipients": [{"address": "a@acme.test", "delay_reason": "connect to mx1 refused"},'
+        ' {"address": "b@ACME.test"}, {"address": "c@globex.test"}]}',
+        '{"arrival_time": 1090, "recipients": [{"address": "d@globex.test"}]}',
+    ])
+    assert per_domain(queue, now=1100) == {
+        "acme.test": {"messages": 1, "oldest": 100, "reason": "connect to mx1 refused"},
+        "globex.test": {"messages": 2, "oldest": 100, "reason": ""}}

@@ -105,6 +105,12 @@ BAD = {
     "unknown TSIG algorithm": (
         "dns: {publish: {server: ns1.example.org, tsig_algorithm: hmac-md5}}\n" + VALID,
         "dns.publish.tsig_algorithm", "unknown TSIG algorithm 'hmac-md5'"),
+    "queue lifetime not a duration": (
+        "queue: {lifetime: forever}\n" + VALID,
+        "queue.lifetime", "'forever' is not a duration"),
+    "queue retries shrinking": (
+        "queue: {retry_min: 2h, retry_max: 1h}\n" + VALID,
+        "queue.retry_min", "'2h' is longer than queue.retry_max"),
     "catch-all to a missing local address": (
         replace("    catch_all: anna@example.org", "    catch_all: nobody@example.org"),
         "domains[1].catch_all", "'nobody@example.org' is not a mailbox or alias"),
