@@ -7,11 +7,12 @@ The inventory has already loaded and validated the mail data (host.data.mail).
 from pyinfra import host
 from pyinfra.operations import apt, server
 
-from roles import acme_ca, base, dns, dovecot, outside, postfix, resolver, rspamd, tls, web
+from roles import (acme_ca, base, dns, dovecot, outside, postfix, resolver, rspamd, tls, web,
+                   webmail)
 
 ROLES = {
     "dns": [dns, resolver],
-    "primary_mx": [web, tls, rspamd, postfix, dovecot],
+    "primary_mx": [web, tls, rspamd, postfix, dovecot, webmail],
     "backup_mx": [web, tls, rspamd, postfix],
     "backup": [],
     "outside": [outside],
@@ -48,4 +49,5 @@ if web in roles: web.apply()  # noqa: E701  (HTTPS sites, once there is a certif
 if rspamd in roles: rspamd.apply()  # noqa: E701
 if postfix in roles: postfix.apply()  # noqa: E701
 if dovecot in roles: dovecot.apply()  # noqa: E701
+if webmail in roles: webmail.apply()  # noqa: E701
 if outside in roles: outside.apply()  # noqa: E701

@@ -1,7 +1,10 @@
 #!/usr/bin/env bash
 # Debian packages the operator machine needs to run the lab (run as root).
 set -euo pipefail
-packages=(vagrant vagrant-lxc lxc mmdebstrap apt-cacher-ng python3-venv openssh-client iproute2)
+# chromium + chromium-driver: the webmail scenarios drive a real browser; certutil
+# (libnss3-tools) gives it the lab CA.
+packages=(vagrant vagrant-lxc lxc mmdebstrap apt-cacher-ng python3-venv openssh-client iproute2
+          chromium chromium-driver libnss3-tools)
 missing=()
 for p in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

@@ -11,6 +11,8 @@ from dataclasses import dataclass
 from .model import MailSystem
 
 MTA_STS_MAX_AGE = 604800
+# Names every mail domain points at the primary's web server (HTTPS).
+WEB_NAMES = ("mta-sts", "autoconfig", "autodiscover", "webmail")
 
 
 @dataclass(frozen=True, order=True)
@@ -64,8 +66,7 @@ def mail_domain_records(system: MailSystem, domain: str, facts) -> list[tuple[st
     policy_id = hashlib.sha256(mta_sts_policy(system).encode()).hexdigest()[:20]
     records.append((f"_mta-sts.{d}", "TXT", txt(f"v=STSv1; id={policy_id}")))
     records.append((f"_smtp._tls.{d}", "TXT", txt(f"v=TLSRPTv1; rua=mailto:{dns.dmarc_reports}")))
-    records += [(f"mta-sts.{d}", "CNAME", primary), (f"autoconfig.{d}", "CNAME", primary),
-                (f"autodiscover.{d}", "CNAME", primary)]
+    records += [(f"{name}.{d}", "CNAME", primary) for name in WEB_NAMES]
     for service, port in (("submissions", 465), ("submission", 587), ("imaps", 993), ("pop3s", 995),
                           ("autodiscover", 443)):
         records.append((f"_{service}._tcp.{d}", "SRV", f"0 1 {port} {primary}"))

@@ -3,11 +3,12 @@ delivery, quotas, Sieve/ManageSieve, retention and recovery of deleted mail."""
 from io import StringIO
 
 from pyinfra import host
+from pyinfra.facts.server import Command
 from pyinfra.operations import files, server, systemd
 from pyinfra.operations.util import any_changed
 
-from mailstack.dovecot import (QUOTA_STATUS_PORT, SERVICES, VMAIL_UID, passwd_file,
-                               retention_file, users_file)
+from mailstack.dovecot import (PASSWORD_CHANGES, QUOTA_STATUS_PORT, SERVICES, VMAIL_UID,
+                               passwd_file, password_changes, retention_file, users_file)
 from roles import template, tls
 
 PACKAGES = ["dovecot-core", "dovecot-imapd", "dovecot-pop3d", "dovecot-lmtpd",
@@ -27,11 +28,15 @@ def apply():
                 home="/var/vmail", shell="/usr/sbin/nologin", system=True, create_home=False)
     files.directory(name="dovecot: /var/vmail", path="/var/vmail", user="vmail", group="vmail",
                     mode="750")
+    # Passwords users changed on this host (mailstack-password) stay changed.
+    changes = password_changes(host.get_fact(Command, f"cat {PASSWORD_CHANGES} 2>/dev/null || true") or "")
+    template("dovecot", "/usr/local/sbin/mailstack-password", mode="755", changes=PASSWORD_CHANGES,
+             services=SERVICES)
     changed = [
         template("dovecot", "/etc/dovecot/dovecot.conf", tls_cert=tls.CERT, tls_key=tls.KEY,
                  vmail_uid=VMAIL_UID, quota_status_port=QUOTA_STATUS_PORT),
         template("dovecot", "/usr/local/lib/mailstack/quota-warning", mode="755"),
-        *[data_file(f"passwd.{s}", passwd_file(mail, s)) for s in SERVICES],
+        *[data_file(f"passwd.{s}", passwd_file(mail, s, changes)) for s in SERVICES],
         data_file("users", users_file(mail)),
     ]
     data_file("retention", retention_file(mail), mode="644")

@@ -1,6 +1,6 @@
 """TLS certificates from an ACME CA (certbot, HTTP-01 through nginx's webroot,
 roles/web.py) for the mail host's names: its own, and on the primary MX the
-mta-sts.<domain> name of every domain.
+mta-sts., autoconfig., autodiscover. and webmail. names of every domain.
 
 Renewals keep the key (--reuse-key), so the TLSA (DANE) record published for it
 stays valid across renewals.
@@ -13,6 +13,8 @@ import re
 from pyinfra import host
 from pyinfra.facts.server import Command
 from pyinfra.operations import files, server
+
+from mailstack.dns import WEB_NAMES
 
 from roles import template
 
@@ -28,7 +30,8 @@ PRIVATE_CA = "/usr/local/share/ca-certificates/mailstack-acme-api.crt"
 
 def names():
     mail = host.data.mail
-    extra = [f"mta-sts.{d.name}" for d in mail.domains] if "primary_mx" in host.groups else []
+    extra = ([f"{name}.{d.name}" for d in mail.domains for name in WEB_NAMES]
+             if "primary_mx" in host.groups else [])
     return [host.data.fqdn] + extra
 
 

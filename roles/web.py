@@ -1,6 +1,8 @@
 """nginx on the mail hosts: ACME HTTP-01 challenges on port 80 (everything else
-there is redirected to HTTPS) and, on the primary MX, the MTA-STS policy of every
-domain at https://mta-sts.<domain>/.well-known/mta-sts.txt.
+there is redirected to HTTPS) and, on the primary MX, for every domain: the MTA-STS
+policy at https://mta-sts.<domain>/.well-known/mta-sts.txt, webmail (Roundcube,
+roles/webmail.py) at https://webmail.<domain>/ and mail client settings at
+autoconfig.<domain> and autodiscover.<domain>.
 
 Port 80 is set up before the certificate is requested (`http()`), the HTTPS sites
 after it (`apply()`), so a bare host gets both in one deploy.
@@ -12,7 +14,7 @@ from pyinfra.operations import files, server, systemd
 from pyinfra.operations.util import any_changed
 
 from mailstack.dns import mta_sts_policy
-from roles import template
+from roles import template, webmail
 from roles.tls import ACME_ROOT, CERT, KEY, names
 
 PACKAGES = ["nginx-light"]
@@ -40,8 +42,14 @@ def apply():
             name="web: MTA-STS policy", src=StringIO(mta_sts_policy(host.data.mail)),
             dest=f"{MTA_STS_ROOT}/.well-known/mta-sts.txt", create_remote_dir=True))
     changed.append(template("web", "/etc/nginx/snippets/mailstack-tls.conf", cert=CERT, key=KEY))
-    changed.append(template("web", "/etc/nginx/conf.d/mailstack-https.conf",
-                            mta_sts_names=mta_sts_names(), mta_sts_root=MTA_STS_ROOT))
+    webmail_here = "primary_mx" in host.groups
+    changed.append(template(
+        "web", "/etc/nginx/conf.d/mailstack-https.conf",
+        mta_sts_names=mta_sts_names(), mta_sts_root=MTA_STS_ROOT,
+        webmail_names=[n for n in names() if n.startswith("webmail.")] if webmail_here else [],
+        client_names=[n for n in names() if n.startswith(("autoconfig.", "autodiscover."))],
+        upload=host.data.mail.limits.message_size, roundcube_socket=webmail.ROUNDCUBE_SOCKET,
+        clients_socket=webmail.CLIENTS_SOCKET, clients_php=webmail.CLIENTS_PHP))
     _reload("web: nginx", changed)
 
 

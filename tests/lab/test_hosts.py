@@ -5,7 +5,7 @@ import pytest
 SERVICES = {
     "dns": ["ssh", "knot", "unbound", "systemd-journald"],
     "mx1": ["ssh", "postfix", "dovecot", "rspamd", "redis-server", "mailstack-expire.timer",
-            "certbot.timer", "nginx", "postfix-mta-sts-resolver", "systemd-journald"],
+            "certbot.timer", "nginx", "postfix-mta-sts-resolver", "php8.2-fpm", "systemd-journald"],
     "mx2": ["ssh", "postfix", "rspamd", "redis-server", "nginx", "postfix-mta-sts-resolver",
             "certbot.timer", "systemd-journald"],
     "backup": ["ssh", "systemd-journald"],

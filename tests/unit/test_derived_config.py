@@ -2,7 +2,7 @@
 import subprocess
 
 from mailstack.dns import zone_file, zone_records
-from mailstack.dovecot import passwd_file, users_file
+from mailstack.dovecot import passwd_file, password_changes, users_file
 from mailstack.model import load_system
 from mailstack.passwords import hash_password
 from mailstack.postfix import relay_recipients, virtual_aliases, virtual_mailboxes
@@ -152,3 +152,15 @@ def test_queue_is_summed_per_recipient_domain():
     assert per_domain(queue, now=1100) == {
         "acme.test": {"messages": 1, "oldest": 100, "reason": "connect to mx1 refused"},
         "globex.test": {"messages": 2, "oldest": 100, "reason": ""}}
+
+
+def test_a_password_changed_on_the_host_survives_until_the_data_changes(write_data):
+    import hashlib
+    mail = system(write_data)
+    anna = next(m for m in mail.mailboxes if m.address == "anna@example.org")
+    base = hashlib.sha256(anna.password_hash.encode()).hexdigest()
+    changes = password_changes(f"anna@example.org {base} {{SHA512-CRYPT}}$6$new$hash\n")
+    assert "anna@example.org:{SHA512-CRYPT}$6$new$hash\n" in passwd_file(mail, "imap", changes)
+    # The operator gives anna a new hash in the data: the data wins.
+    stale = password_changes("anna@example.org 00ff {SHA512-CRYPT}$6$new$hash\n")
+    assert f"anna@example.org:{anna.password_hash}\n" in passwd_file(mail, "imap", stale)
