@@ -42,11 +42,11 @@ def apply():
             name="web: MTA-STS policy", src=StringIO(mta_sts_policy(host.data.mail)),
             dest=f"{MTA_STS_ROOT}/.well-known/mta-sts.txt", create_remote_dir=True))
     changed.append(template("web", "/etc/nginx/snippets/mailstack-tls.conf", cert=CERT, key=KEY))
-    webmail_here = "primary_mx" in host.groups
+    # names() holds the per-domain names on the primary only.
     changed.append(template(
         "web", "/etc/nginx/conf.d/mailstack-https.conf",
         mta_sts_names=mta_sts_names(), mta_sts_root=MTA_STS_ROOT,
-        webmail_names=[n for n in names() if n.startswith("webmail.")] if webmail_here else [],
+        webmail_names=[n for n in names() if n.startswith("webmail.")],
         client_names=[n for n in names() if n.startswith(("autoconfig.", "autodiscover."))],
         upload=host.data.mail.limits.message_size, roundcube_socket=webmail.ROUNDCUBE_SOCKET,
         clients_socket=webmail.CLIENTS_SOCKET, clients_php=webmail.CLIENTS_PHP))

@@ -1,6 +1,6 @@
 """Roundcube (Debian's) on php-fpm, behind the nginx of roles/web.py at
-https://webmail.<domain>/ for every domain; and the mail client settings
-(autoconfig, autodiscover, Apple profiles) served from the same pool host.
+https://webmail.<domain>/ for every domain; and, in a pool of its own, the
+script that serves mail client settings (autoconfig, autodiscover, Apple profiles).
 
 Roundcube talks IMAP and submission to this host's own Dovecot and Postfix over
 TLS, with the users' own accounts. Its database is SQLite (Debian's dbconfig).
@@ -50,8 +50,8 @@ def apply():
                  mode="640")
     template("webmail", "/etc/sudoers.d/mailstack-password", mode="440")
     files.put(name="webmail: client settings", dest="/var/lib/mailstack/clients.json",
-                         src=StringIO(json.dumps(client_settings(mail), indent=1, sort_keys=True)),
-                         create_remote_dir=True, mode="644")
+              src=StringIO(json.dumps(client_settings(mail), indent=1, sort_keys=True)),
+              create_remote_dir=True, mode="644")
     template("webmail", CLIENTS_PHP, mode="644", address_placeholder=ADDRESS)
     pools = [
         # Debian's default pool is not used.
