@@ -150,6 +150,11 @@ def browser(lab, lab_ca, tmp_path_factory):
     driver.quit()
 
 
+def wait(browser, timeout=20):
+    # Roundcube redraws parts of the page: an element found a moment ago may be gone.
+    return WebDriverWait(browser, timeout, ignored_exceptions=[StaleElementReferenceException])
+
+
 def log_in(browser, box, password=None):
     browser.delete_all_cookies()
     browser.get(f"https://{WEBMAIL}/")
@@ -159,7 +164,7 @@ def log_in(browser, box, password=None):
 
 
 def logged_in(browser):
-    WebDriverWait(browser, 20).until(lambda d: "_task=mail" in d.current_url
+    wait(browser).until(lambda d: "_task=mail" in d.current_url
                                      and d.find_elements(By.ID, "messagelist"))
 
 
@@ -171,7 +176,7 @@ def imap_uid(imap, message_id, mailbox="INBOX"):
 def test_a_wrong_password_shows_the_login_error_and_is_logged_for_fail2ban(
         browser, mailbox, hosts, lab):
     log_in(browser, mailbox("dave@globex.test"), password="not-the-password")
-    error = WebDriverWait(browser, 20).until(
+    error = wait(browser).until(
         lambda d: d.find_element(By.ID, "messagestack").text.strip() or None)
     assert "Login failed" in error
     assert browser.find_elements(By.ID, "rcmloginuser")
@@ -208,7 +213,7 @@ def test_a_user_reads_replies_files_marks_junk_and_logs_out(browser, mx1, hosts,
     assert carol["address"] in browser.find_element(By.ID, "compose-headers").text \
         or carol["address"] in browser.page_source
     browser.find_element(By.CSS_SELECTOR, "button.send, a.send").click()
-    WebDriverWait(browser, 30).until(lambda d: "_action=compose" not in d.current_url)
+    wait(browser, 30).until(lambda d: "_action=compose" not in d.current_url)
     carol_imap = mx1.imap(carol)
     carol_imap.select("INBOX")
     deadline = time.monotonic() + 60
@@ -228,7 +233,7 @@ def test_a_user_reads_replies_files_marks_junk_and_logs_out(browser, mx1, hosts,
     Select(browser.find_element(By.ID, "action_mailbox0")).select_by_value("Archive")
     browser.find_element(By.CSS_SELECTOR, "button.submit").click()
     browser.switch_to.default_content()
-    WebDriverWait(browser, 20).until(
+    wait(browser).until(
         lambda d: f"Receipts {token}" in d.find_element(By.ID, "filterslist").text)
     filed_id, filed = message(carol["address"], alice["address"], f"Receipt {token}", "Thanks.")
     assert mx1.submit(carol, [alice["address"]], filed) == {}
@@ -247,7 +252,7 @@ def test_a_user_reads_replies_files_marks_junk_and_logs_out(browser, mx1, hosts,
     imap.logout()
 
     browser.find_element(By.CSS_SELECTOR, "a.logout").click()
-    WebDriverWait(browser, 20).until(lambda d: d.find_elements(By.ID, "rcmloginuser"))
+    wait(browser).until(lambda d: d.find_elements(By.ID, "rcmloginuser"))
     print(f"\nbrowser scenario: {time.monotonic() - started:.1f} s")
 
 
@@ -262,18 +267,32 @@ def test_a_password_changed_in_webmail_works_and_survives_a_deploy(browser, mx1,
     browser.find_element(By.ID, "confpasswd").send_keys(new)
     browser.find_element(By.CSS_SELECTOR, "button.submit").click()
     try:
-        WebDriverWait(browser, 20, ignored_exceptions=[StaleElementReferenceException]).until(
+        wait(browser).until(
             lambda d: "Successfully saved" in d.find_element(By.ID, "messagestack").text)
         assert_login(mx1, grace, new)
         with pytest.raises(imaplib.IMAP4.error):
             assert_login(mx1, grace, grace["password"], wait=0)
-        # The next deploy keeps it (and changes nothing).
+        # A setting kept in Roundcube's database: her display name.
+        name = f"Grace {time.time_ns()}"
+        browser.get(f"https://{WEBMAIL}/?_task=settings&_action=identities")
+        browser.find_element(By.CSS_SELECTOR, "#identities-table tbody tr td").click()
+        browser.switch_to.frame("preferences-frame")
+        field = browser.find_element(By.NAME, "_name")
+        field.clear()
+        field.send_keys(name)
+        browser.find_element(By.CSS_SELECTOR, "button.submit").click()
+        browser.switch_to.default_content()
+        wait(browser).until(
+            lambda d: "Successfully saved" in d.find_element(By.ID, "messagestack").text)
+        # The next deploy keeps the password (and changes nothing).
         subprocess.run([sys.executable, str(ROOT / "lab" / "labctl"), "deploy"], cwd=ROOT,
                        check=True, capture_output=True)
         assert_login(mx1, grace, new)
         # Roundcube's session and settings survived the deploy.
         browser.get(f"https://{WEBMAIL}/?_task=mail&_mbox=INBOX")
         logged_in(browser)
+        browser.get(f"https://{WEBMAIL}/?_task=settings&_action=identities")
+        assert name in browser.find_element(By.ID, "identities-table").text
     finally:
         hosts["mx1"].run(f"printf '%s:%s\\n' {grace['address']} '{grace['password']}'"
                          " | /usr/local/sbin/mailstack-password")
