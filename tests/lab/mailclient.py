@@ -2,6 +2,7 @@
 included: the operator machine does not use the lab DNS, so each client connects
 to a lab address while checking the certificate against the host's name."""
 import base64
+import http.client
 import imaplib
 import poplib
 import re
@@ -10,6 +11,17 @@ import socket
 import ssl
 import time
 import uuid
+
+
+def https(address, name, path, ca_pem, method="GET", body=None, headers=None):
+    """(status, {lowercase header: value}, body bytes) from the HTTPS server at
+    `address`, for the virtual host `name`."""
+    conn = http.client.HTTPConnection(name, 443, timeout=20)
+    conn.sock = tls_context(ca_pem).wrap_socket(socket.create_connection((address, 443), 10),
+                                                server_hostname=name)
+    conn.request(method, path, body=body, headers={"Host": name, **(headers or {})})
+    response = conn.getresponse()
+    return response.status, {k.lower(): v for k, v in response.getheaders()}, response.read()
 
 
 def tls_context(ca_pem):

@@ -3,8 +3,6 @@ MTA-STS policies (ours served over HTTPS, theirs enforced) and DANE on DNSSEC-si
 zones (our TLSA records checked by senders)."""
 import http.client
 import re
-import socket
-import ssl
 import subprocess
 import sys
 import time
@@ -21,19 +19,10 @@ from mailstack.model import load_system
 from mailstack.secrets import tsig_key
 
 from .conftest import ROOT
-from .mailclient import message, wait_for_message
+from .mailclient import https, message, wait_for_message
 from .test_trusted_mail import received_on_outside
 
 SYSTEM = load_system(ROOT / "inventory" / "lab" / "mail.yml")
-
-
-def https_get(address, name, path, ca_pem, port=443):
-    ctx = ssl.create_default_context(cadata=ca_pem)
-    conn = http.client.HTTPConnection(name, port, timeout=10)
-    conn.sock = ctx.wrap_socket(socket.create_connection((address, port), 10), server_hostname=name)
-    conn.request("GET", path, headers={"Host": name})
-    response = conn.getresponse()
-    return response.status, response.getheader("Content-Type"), response.read().decode()
 
 
 def log_since(host, since, *units):
@@ -69,9 +58,10 @@ def now(host):
 
 @pytest.mark.parametrize("domain", [d.name for d in SYSTEM.domains])
 def test_our_mta_sts_policy_is_served_over_https(lab, lab_ca, domain):
-    status, ctype, body = https_get(lab["hosts"]["mx1"]["address"], f"mta-sts.{domain}",
-                                    "/.well-known/mta-sts.txt", lab_ca)
-    assert status == 200 and ctype.startswith("text/plain")
+    status, headers, body = https(lab["hosts"]["mx1"]["address"], f"mta-sts.{domain}",
+                                  "/.well-known/mta-sts.txt", lab_ca)
+    assert status == 200 and headers["content-type"].startswith("text/plain")
+    body = body.decode()
     assert body == mta_sts_policy(SYSTEM)
     assert "mode: enforce" in body
     assert {"mx1.acme.test", "mx2.acme.test"} <= set(re.findall(r"^mx: (\S+)$", body, re.M))

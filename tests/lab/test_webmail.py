@@ -11,7 +11,6 @@ import subprocess
 import sys
 import time
 import xml.etree.ElementTree as ET
-from pathlib import Path
 
 import pytest
 from selenium import webdriver
@@ -20,6 +19,7 @@ from selenium.webdriver.chrome.service import Service
 from selenium.webdriver.common.by import By
 from selenium.webdriver.support.ui import Select, WebDriverWait
 
+from . import mailclient
 from .conftest import ROOT
 from .mailclient import IMAP, message, wait_for_message
 from .test_spam_learning import BODY, learned, message_id_salt, wait_until
@@ -30,14 +30,8 @@ AD = "{http://schemas.microsoft.com/exchange/autodiscover/outlook/responseschema
 
 
 def https(lab, ca_pem, name, path, method="GET", body=None, headers=None):
-    """(status, headers, body) from mx1's nginx for the virtual host `name`."""
-    ctx = ssl.create_default_context(cadata=ca_pem)
-    conn = http.client.HTTPConnection(name, 443, timeout=20)
-    conn.sock = ctx.wrap_socket(socket.create_connection((lab["hosts"]["mx1"]["address"], 443), 10),
-                                server_hostname=name)
-    conn.request(method, path, body=body, headers={"Host": name, **(headers or {})})
-    r = conn.getresponse()
-    return r.status, {k.lower(): v for k, v in r.getheaders()}, r.read()
+    """mx1's nginx, for the virtual host `name`."""
+    return mailclient.https(lab["hosts"]["mx1"]["address"], name, path, ca_pem, method, body, headers)
 
 
 # --- HTTPS and client settings --------------------------------------------------
