@@ -45,11 +45,15 @@ def zone_of(name, zones):
     return best
 
 
+def mta_sts_text(mode, mxs, max_age=MTA_STS_MAX_AGE) -> str:
+    """An MTA-STS policy file (RFC 8461), as served at /.well-known/mta-sts.txt."""
+    return f"version: STSv1\nmode: {mode}\n" + "".join(f"mx: {mx}\n" for mx in mxs) + f"max_age: {max_age}\n"
+
+
 def mta_sts_policy(system: MailSystem) -> str:
-    """The MTA-STS policy file every domain serves at /.well-known/mta-sts.txt."""
-    mxs = [system.primary_mx.fqdn] + [b.fqdn for b in system.backup_mx]
-    return (f"version: STSv1\nmode: {system.dns.mta_sts_mode}\n"
-            + "".join(f"mx: {mx}\n" for mx in mxs) + f"max_age: {MTA_STS_MAX_AGE}\n")
+    """The policy every domain of the system serves: the primary and every backup MX."""
+    return mta_sts_text(system.dns.mta_sts_mode,
+                        [system.primary_mx.fqdn] + [b.fqdn for b in system.backup_mx])
 
 
 def mail_domain_records(system: MailSystem, domain: str, facts) -> list[tuple[str, str, str]]:

@@ -7,6 +7,7 @@ from pyinfra import host
 from pyinfra.operations import files, server, systemd
 from pyinfra.operations.util import any_changed
 
+from mailstack.dns import mta_sts_text
 from roles import template
 from roles.postfix import DEBCONF  # noqa: F401  (same package, same answers)
 
@@ -15,7 +16,6 @@ from roles.postfix import DEBCONF  # noqa: F401  (same package, same answers)
 PACKAGES = ["postfix", "swaks", "python3-dkim", "python3-spf", "nginx-light"]
 # outside's certificate (made by labctl, trusted by the lab's hosts).
 TLS_CERT, TLS_KEY = "/etc/ssl/mailstack/outside.pem", "/etc/ssl/mailstack/outside.key"
-MTA_STS_POLICY = "version: STSv1\nmode: enforce\nmx: {mx}\nmax_age: 86400\n"
 
 
 def apply():
@@ -41,7 +41,7 @@ def apply():
         files.link(name="outside: no default site", path="/etc/nginx/sites-enabled/default",
                    present=False),
         files.put(name="outside: MTA-STS policy",
-                  src=StringIO(MTA_STS_POLICY.format(mx=host.data.fqdn)),
+                  src=StringIO(mta_sts_text("enforce", [host.data.fqdn], max_age=86400)),
                   dest="/var/www/mta-sts/.well-known/mta-sts.txt", create_remote_dir=True),
         template("outside", "/etc/nginx/conf.d/mta-sts.conf", tls_cert=TLS_CERT, tls_key=TLS_KEY),
     ]

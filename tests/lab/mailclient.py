@@ -127,6 +127,14 @@ class ManageSieve:
         self.sock.close()
 
 
+def wait_until(condition, timeout=20, what="the condition never held"):
+    deadline = time.monotonic() + timeout
+    while not condition():
+        if time.monotonic() > deadline:
+            raise AssertionError(what)
+        time.sleep(0.5)
+
+
 def wait_for_message(imap, message_id, timeout=60, mailbox="INBOX"):
     """Return the raw message with this Message-ID once it is in `mailbox`."""
     deadline = time.monotonic() + timeout

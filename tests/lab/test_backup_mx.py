@@ -13,8 +13,8 @@ import time
 import pytest
 
 from .conftest import ROOT
-from .mailclient import SMTP, message
-from .test_trusted_mail import GTUBE
+from .mailclient import SMTP, message, wait_until
+from .test_trusted_mail import GTUBE, send_from_outside
 
 RUN = secrets.token_hex(4)
 # Where each address's mail ends up (aliases and the catch-all resolved on mx1).
@@ -116,21 +116,6 @@ def expected_delivery(sent):
         for box in ROUTES[recipient]:
             expected[box][message_id] += 1
     return dict(expected)
-
-
-def send_from_outside(outside, sender, messages):
-    """Hand messages to outside's MTA in one go; it finds our MX hosts in DNS."""
-    script = "".join(f"printf '%s' '{text.replace(chr(13), '')}' | /usr/sbin/sendmail -f {sender} {rcpt}\n"
-                     for rcpt, text in messages)
-    outside.run_expect([0], f"bash -e <<'SCRIPT'\n{script}SCRIPT")
-
-
-def wait_until(condition, timeout, what):
-    deadline = time.monotonic() + timeout
-    while not condition():
-        if time.monotonic() > deadline:
-            raise AssertionError(what)
-        time.sleep(1)
 
 
 def test_unknown_recipients_are_refused_at_the_backup_mx(mx2):

@@ -20,7 +20,7 @@ from mailstack.secrets import tsig_key
 
 from .conftest import ROOT
 from .mailclient import https, message, wait_for_message
-from .test_trusted_mail import received_on_outside
+from .test_trusted_mail import received_on_outside, send_from_outside
 
 SYSTEM = load_system(ROOT / "inventory" / "lab" / "mail.yml")
 
@@ -127,17 +127,12 @@ def test_mail_from_outside_reaches_us_over_dane_verified_tls(mx1, hosts, mailbox
     alice, outside = mailbox("alice@acme.test"), hosts["outside"]
     since = now(outside)
     message_id, text = message("friend@example.test", alice["address"], "over DANE")
-    send_from_outside(outside, text, alice["address"])
+    send_from_outside(outside, "friend@example.test", [(alice["address"], text)])
     imap = mx1.imap(alice)
     wait_for_message(imap, message_id, timeout=90)   # greylisted once, then retried
     imap.logout()
     wait_for_log(outside, r"Verified TLS connection established to mx1\.acme\.test", since,
                  ["postfix/smtp"])
-
-
-def send_from_outside(outside, text, recipient):
-    """Hand a message to outside's MTA, which finds our MX in DNS like any sender."""
-    outside.run_expect([0], f"/usr/sbin/sendmail -f friend@example.test {recipient} <<'EOF'\n{text}\nEOF")
 
 
 def test_senders_checking_dane_hold_mail_while_our_tlsa_record_is_wrong(mx1, hosts, mailbox, lab):
@@ -155,7 +150,7 @@ def test_senders_checking_dane_hold_mail_while_our_tlsa_record_is_wrong(mx1, hos
         outside.run_expect([0], "postfix reload")
         since = now(outside)
         message_id, text = message("friend@example.test", alice["address"], "wrong TLSA")
-        send_from_outside(outside, text, alice["address"])
+        send_from_outside(outside, "friend@example.test", [(alice["address"], text)])
         queue_id = queue_id_of(outside, message_id)
         wait_for_log(outside, queue_id + r": .*Server certificate not verified",
                      since, ["postfix/smtp"])

@@ -2,7 +2,7 @@
 Junk learns ham (counts read from rspamd's Bayes statistics)."""
 import time
 
-from .mailclient import message, wait_for_message
+from .mailclient import message, wait_for_message, wait_until
 
 BODY = ("Dear friend, this is a fairly ordinary message with enough words in it "
         "for the statistical filter to tokenize, learn and count it properly. " * 3)
@@ -11,13 +11,6 @@ BODY = ("Dear friend, this is a fairly ordinary message with enough words in it 
 def learned(mx, kind):
     # rspamd's Bayes counters in redis (`rspamc stat` shows them only minutes later).
     return int(mx.check_output(f"redis-cli hget RS learns_{kind}") or 0)
-
-
-def wait_until(condition, timeout=20):
-    deadline = time.monotonic() + timeout
-    while not condition():
-        assert time.monotonic() < deadline, "rspamd did not learn"
-        time.sleep(0.5)
 
 
 def test_moving_into_junk_learns_spam_and_out_of_it_learns_ham(mx1, hosts, mailbox):
@@ -31,12 +24,12 @@ def test_moving_into_junk_learns_spam_and_out_of_it_learns_ham(mx1, hosts, mailb
 
     spam, ham = learned(mx, "spam"), learned(mx, "ham")
     assert imap.copy(uid, "Junk")[0] == "OK"
-    wait_until(lambda: learned(mx, "spam") == spam + 1)
+    wait_until(lambda: learned(mx, "spam") == spam + 1, what="rspamd did not learn")
 
     imap.select("Junk")
     uid = imap.search(None, "HEADER", "Message-ID", message_id)[1][0].split()[-1]
     assert imap.copy(uid, "INBOX")[0] == "OK"
-    wait_until(lambda: learned(mx, "ham") == ham + 1)
+    wait_until(lambda: learned(mx, "ham") == ham + 1, what="rspamd did not learn")
     imap.logout()
 
 

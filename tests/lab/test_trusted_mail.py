@@ -23,6 +23,14 @@ def received_on_outside(outside, message_id, timeout=60):
     raise AssertionError(f"{message_id} did not reach outside")
 
 
+def send_from_outside(outside, sender, messages):
+    """Hand [(recipient, text)] to outside's MTA in one go; it finds our MX hosts in DNS
+    like any sender out there."""
+    script = "".join(f"printf '%s' '{text.replace(chr(13), '')}' | /usr/sbin/sendmail -f {sender} {rcpt}\n"
+                     for rcpt, text in messages)
+    outside.run_expect([0], f"bash -e <<'SCRIPT'\n{script}SCRIPT")
+
+
 @pytest.mark.parametrize("sender", ["alice@acme.test", "sales@acme.test"])
 def test_mail_to_the_internet_passes_spf_dkim_and_dmarc(mx1, hosts, mailbox, lab, sender):
     alice, outside = mailbox("alice@acme.test"), hosts["outside"]

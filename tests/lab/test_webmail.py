@@ -21,8 +21,8 @@ from selenium.webdriver.support.ui import Select, WebDriverWait
 
 from . import mailclient
 from .conftest import ROOT
-from .mailclient import IMAP, message, wait_for_message
-from .test_spam_learning import BODY, learned, message_id_salt, wait_until
+from .mailclient import IMAP, message, wait_for_message, wait_until
+from .test_spam_learning import BODY, learned, message_id_salt
 
 WEBMAIL = "webmail.acme.test"
 ARTIFACTS = ROOT / ".lab" / "artifacts"
