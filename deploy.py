@@ -29,7 +29,8 @@ apt.update(name="Update package lists", cache_time=24 * 3600, _serial=True)
 # at once, so hosts install in parallel.
 apt.packages(
     name="Install packages",
-    packages=sorted({p for r in roles for p in r.PACKAGES}),
+    packages=sorted({p for r in roles for p in (r.packages() if hasattr(r, "packages")
+                                                  else r.PACKAGES)}),
     no_recommends=True,
     extra_install_args="-o DPkg::Lock::Timeout=120",
 )

@@ -2,8 +2,11 @@
 
 Run `make lab` first; it writes .lab/lab.json with each machine's address and key.
     .venv/bin/pyinfra -y inventory/lab.py deploy.py
+A lab scenario that needs other mail data (another webmail database, say) names
+its own file in MAILSTACK_LAB_DATA.
 """
 import json
+import os
 import sys
 from pathlib import Path
 
@@ -26,7 +29,7 @@ def _connect(name):
 
 _by_fqdn = {h["fqdn"]: _connect(name) for name, h in LAB["hosts"].items()}
 globals().update(inventory(
-    ROOT / "inventory" / "lab" / "mail.yml",
+    os.environ.get("MAILSTACK_LAB_DATA") or ROOT / "inventory" / "lab" / "mail.yml",
     connection=_by_fqdn,
     # "outside" stands in for the rest of the internet: example.test's own mail server.
     extra_groups={group: [(LAB["hosts"]["outside"]["fqdn"],

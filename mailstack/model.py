@@ -122,6 +122,25 @@ class TLS:
     acme_email: str
 
 
+@dataclass(frozen=True)
+class Webmail:
+    database: str   # Roundcube's own database: sqlite or postgresql (on the same host)
+
+
+WEBMAIL_DATABASES = ("sqlite", "postgresql")
+BACKUP_TOOLS = ("restic", "borg")
+KEEP_DEFAULTS = {"daily": 7, "weekly": 4, "monthly": 12}
+
+
+@dataclass(frozen=True)
+class Backup:
+    """Encrypted backups of every mail host to the hosts with the role `backup`."""
+    tool: str                       # restic or borg
+    targets: tuple[str, ...]        # FQDNs of the backup hosts (append-only over SSH)
+    schedule: str                   # systemd OnCalendar expression
+    randomized_delay: int           # seconds
+    keep: dict                      # {"daily": 7, "weekly": 4, "monthly": 12}
+    check: str                      # OnCalendar of the repository check (backup host)
 LETS_ENCRYPT = "https://acme-v02.api.letsencrypt.org/directory"
 DMARC_POLICIES = ("none", "quarantine", "reject")
 MTA_STS_MODES = ("enforce", "testing", "none")
@@ -159,6 +178,8 @@ class MailSystem:
     dns: MailDNS
     greylisting: Greylisting
     queue: Queue
+    webmail: Webmail = Webmail("sqlite")
+    backup: Backup | None = None
 
     def hosts_with(self, role):
         return [h for h in self.hosts if role in h.roles]
@@ -315,7 +336,8 @@ def parse_system(raw, path) -> MailSystem:
     r = _Reader(path)
     r.mapping(raw, "", required=("hosts", "domains"),
               optional=("name", "defaults", "limits", "mailboxes", "aliases",
-                        "password_hashes_file", "postmaster", "tls", "dns", "greylisting", "queue"))
+                        "password_hashes_file", "postmaster", "tls", "dns", "greylisting", "queue",
+                        "webmail", "backup"))
     hosts = _hosts(r, raw["hosts"])
     defaults = r.mapping(raw.get("defaults") or {}, "defaults",
                          optional=("quota", "protocols", "retention"))
@@ -372,8 +394,40 @@ def parse_system(raw, path) -> MailSystem:
                   r.duration(q.get("retry_max", "1h"), "queue.retry_max"))
     if queue.retry_min > queue.retry_max:
         r.fail("queue.retry_min", f"'{q.get('retry_min')}' is longer than queue.retry_max")
+    w = r.mapping(raw.get("webmail") or {}, "webmail", optional=("database",))
+    database = w.get("database", "sqlite")
+    if database not in WEBMAIL_DATABASES:
+        r.fail("webmail.database", f"'{database}' is not a webmail database "
+                                   f"(allowed: {', '.join(WEBMAIL_DATABASES)})")
     return MailSystem(name, hosts, domains, mailboxes, aliases, limits, postmaster, tls,
-                      _dns(r, raw.get("dns") or {}, postmaster), greylisting, queue)
+                      _dns(r, raw.get("dns") or {}, postmaster), greylisting, queue,
+                      Webmail(database), _backup(r, raw.get("backup"), hosts))
+
+
+def _backup(r, raw, hosts):
+    targets = [h.fqdn for h in hosts if "backup" in h.roles]
+    if raw is None and not targets:
+        return None
+    raw = r.mapping(raw or {}, "backup", optional=("tool", "schedule", "randomized_delay",
+                                                   "keep", "check"))
+    if not targets:
+        r.fail("backup", "no host has the role backup (the backups' destination)")
+    tool = raw.get("tool", "restic")
+    if tool not in BACKUP_TOOLS:
+        r.fail("backup.tool", f"'{tool}' is not a backup tool (allowed: {', '.join(BACKUP_TOOLS)})")
+    schedules = {}
+    for key, default in (("schedule", "daily"), ("check", "weekly")):
+        value = raw.get(key, default)
+        # An OnCalendar expression: letters, digits and *-:,./~ and spaces only.
+        if not isinstance(value, str) or not re.fullmatch(r"[A-Za-z0-9*:,./~ -]{1,64}", value):
+            r.fail(f"backup.{key}", f"'{value}' is not a systemd calendar expression "
+                                    "(e.g. daily, or *-*-* 03:00)")
+        schedules[key] = value
+    keep_raw = r.mapping(raw.get("keep") or {}, "backup.keep", optional=tuple(KEEP_DEFAULTS))
+    keep = {k: r.positive(keep_raw.get(k, v), f"backup.keep.{k}") for k, v in KEEP_DEFAULTS.items()}
+    return Backup(tool, tuple(targets), schedules["schedule"],
+                  r.duration(raw.get("randomized_delay", "1h"), "backup.randomized_delay"),
+                  keep, schedules["check"])
 
 
 def _dns(r, raw, postmaster):

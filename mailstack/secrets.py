@@ -1,13 +1,17 @@
 """Secrets made on the operator's side, kept out of git (secrets/<system>/, mode 600).
 
-Keep this directory safe (and backed up): the DNS update key and, later, backup
-passphrases are needed to run a mail system after losing a host.
+Keep this directory safe (and backed up): the DNS update key and the backup
+passphrases are needed to run a mail system after losing a host. Without a host's
+backup passphrase its backups cannot be read by anyone.
 """
 import base64
 import json
 import os
 import secrets
 from pathlib import Path
+
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 ROOT = Path(__file__).resolve().parent.parent
 SECRETS = Path(os.environ.get("MAILSTACK_SECRETS", ROOT / "secrets"))
@@ -31,3 +35,33 @@ def tsig_key(system, algorithm):
     path.write_text(json.dumps(key) + "\n")
     path.chmod(0o600)
     return key
+
+
+def _made_once(path, make):
+    if not path.exists():
+        path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+        tmp = path.with_suffix(".new")
+        tmp.write_text(make())
+        tmp.chmod(0o600)
+        tmp.rename(path)
+    return path.read_text()
+
+
+def backup_secrets(system, fqdn):
+    """{"passphrase", "ssh_key", "ssh_public_key"} of one host's backups; made once.
+
+    The passphrase encrypts the host's backups; the SSH key lets the host (and only
+    its backup command) into the backup hosts."""
+    d = _dir(system) / "backup"
+    passphrase = _made_once(d / f"{fqdn}.passphrase", lambda: secrets.token_urlsafe(32) + "\n")
+
+    def ssh_key():
+        return Ed25519PrivateKey.generate().private_bytes(
+            serialization.Encoding.PEM, serialization.PrivateFormat.OpenSSH,
+            serialization.NoEncryption()).decode()
+
+    key = _made_once(d / f"{fqdn}.ssh", ssh_key)
+    public = serialization.load_ssh_private_key(key.encode(), None).public_key().public_bytes(
+        serialization.Encoding.OpenSSH, serialization.PublicFormat.OpenSSH).decode()
+    return {"passphrase": passphrase.strip(), "ssh_key": key,
+            "ssh_public_key": f"{public} mailstack-backup@{fqdn}"}

@@ -1,6 +1,7 @@
 """One module per service. Each role has:
 
-PACKAGES   Debian packages it needs (deploy.py installs them all in one apt run)
+PACKAGES   Debian packages it needs (deploy.py installs them all in one apt run);
+           a role whose packages depend on the data has packages() instead
 DEBCONF    debconf answers to seed before installing (optional)
 apply()    configure the service from host.data.mail and (re)start it on change
 """

@@ -3,7 +3,8 @@ https://webmail.<domain>/ for every domain; and, in a pool of its own, the
 script that serves mail client settings (autoconfig, autodiscover, Apple profiles).
 
 Roundcube talks IMAP and submission to this host's own Dovecot and Postfix over
-TLS, with the users' own accounts. Its database is SQLite (Debian's dbconfig).
+TLS, with the users' own accounts. Its database is SQLite (Debian's dbconfig) or,
+with `webmail: {database: postgresql}` in the data, PostgreSQL on this host.
 Its secret key is made here on the host once and kept across deploys; it never
 leaves the host. Password changes go through `mailstack-password` (roles/dovecot.py)
 and survive the next deploy.
@@ -13,6 +14,7 @@ from io import StringIO
 
 from pyinfra import host
 from pyinfra.facts.files import File
+from pyinfra.facts.server import Command
 from pyinfra.operations import files, server, systemd
 from pyinfra.operations.util import any_changed
 
@@ -28,14 +30,27 @@ DEBCONF = [f"roundcube-core roundcube/{line}" for line in (
     "db/dbname string roundcube", "db/basepath string /var/lib/dbconfig-common/sqlite3/roundcube",
     "reconfigure-webserver multiselect", "restart-webserver boolean false",
     "language select en_US")]
+POSTGRESQL = ["postgresql", "roundcube-pgsql"]
+DSN_FILE = "/etc/roundcube/mailstack-db.inc.php"
+PGSQL_SETUP = "/usr/local/sbin/mailstack-roundcube-pgsql"
 ROUNDCUBE_SOCKET = "/run/php/roundcube.sock"
 CLIENTS_SOCKET = "/run/php/mailstack-clients.sock"
 CLIENTS_PHP = "/usr/share/mailstack/clients.php"
 SECRET = "/etc/roundcube/mailstack-secret.inc.php"
 
 
+def packages():
+    return PACKAGES + (POSTGRESQL if host.data.mail.webmail.database == "postgresql" else [])
+
+
 def apply():
     mail = host.data.mail
+    postgresql = mail.webmail.database == "postgresql"
+    if postgresql:
+        template("webmail", PGSQL_SETUP, mode="755", dsn_file=DSN_FILE)
+        ready = host.get_fact(Command, f"{PGSQL_SETUP} check 2>/dev/null || true")
+        server.shell(name="webmail: PostgreSQL role, database and schema", commands=[PGSQL_SETUP],
+                     _if=lambda: ready != "ready")
     # Roundcube's des_key: made here once, kept across deploys, never in the repo.
     server.shell(
         name="webmail: Roundcube secret key",
@@ -44,7 +59,8 @@ def apply():
                   f"chgrp www-data {SECRET}"],
         _if=lambda missing=host.get_fact(File, SECRET) is None: missing)
     # Roundcube reads its configuration on every request: nothing to restart.
-    template("webmail", "/etc/roundcube/config.inc.php", group="www-data", mode="640", secret=SECRET)
+    template("webmail", "/etc/roundcube/config.inc.php", group="www-data", mode="640", secret=SECRET,
+             dsn_file=DSN_FILE if postgresql else None)
     for plugin in ("managesieve", "markasjunk", "password"):
         template("webmail", f"/etc/roundcube/plugins/{plugin}/config.inc.php", group="www-data",
                  mode="640")

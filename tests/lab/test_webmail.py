@@ -2,6 +2,7 @@
 Chromium), and the settings mail clients fetch by themselves."""
 import http.client
 import imaplib
+import json
 import os
 import plistlib
 import re
@@ -305,6 +306,59 @@ def assert_login(mx1, box, password, wait=3):
             if time.monotonic() > deadline:
                 raise
             time.sleep(0.5)
+
+
+def deploy_mx1(data, json_out):
+    """Deploy mx1 alone from the mail data in `data`; pyinfra's operation results."""
+    subprocess.run([str(ROOT / ".venv" / "bin" / "pyinfra"), "-y", "--json", "--limit",
+                    "mx1.acme.test", "inventory/lab.py", "deploy.py"],
+                   env={**os.environ, "MAILSTACK_LAB_DATA": str(data)}, cwd=ROOT, check=True,
+                   stdout=json_out.open("w"))
+    return json.loads(json_out.read_text())["results"]["operations"]
+
+
+def test_with_postgresql_selected_webmail_keeps_its_users_in_postgresql(
+        browser, hosts, mailbox, tmp_path):
+    """The same lab with one line of data changed (webmail.database: postgresql)."""
+    default = ROOT / "inventory" / "lab" / "mail.yml"
+    variant = tmp_path / "mail.yml"
+    text = default.read_text().replace("password_hashes_file: ../../.lab/",
+                                       f"password_hashes_file: {ROOT}/.lab/")
+    variant.write_text(text + "\nwebmail: {database: postgresql}\n")
+    mx1, dave = hosts["mx1"], mailbox("dave@globex.test")
+    psql = "runuser -u postgres -- psql -d roundcube -tAX -c"
+    try:
+        deploy_mx1(variant, tmp_path / "first.json")
+        name = f"Dave {time.time_ns()}"
+        log_in(browser, dave)
+        logged_in(browser)
+        browser.get(f"https://{WEBMAIL}/?_task=settings&_action=identities")
+        browser.find_element(By.CSS_SELECTOR, "#identities-table tbody tr td").click()
+        browser.switch_to.frame("preferences-frame")
+        field = browser.find_element(By.NAME, "_name")
+        field.clear()
+        field.send_keys(name)
+        browser.find_element(By.CSS_SELECTOR, "button.submit").click()
+        browser.switch_to.default_content()
+        wait(browser).until(
+            lambda d: "Successfully saved" in d.find_element(By.ID, "messagestack").text)
+        # Roundcube's tables, owned by its own role, hold her account and identity.
+        assert mx1.check_output(f"{psql} \"SELECT username FROM users\"").split() == [dave["address"]]
+        assert mx1.check_output(f"{psql} \"SELECT name FROM identities\"") == name
+        assert mx1.check_output(f"{psql} \"SELECT tableowner FROM pg_tables "
+                                f"WHERE tablename = 'session'\"") == "roundcube"
+        # The role's password stays on the host, readable by root and the web server only.
+        assert mx1.file("/etc/roundcube/mailstack-db.inc.php").mode == 0o640
+        assert mx1.file("/etc/roundcube/mailstack-db.inc.php").group == "www-data"
+        second = deploy_mx1(variant, tmp_path / "second.json")
+        assert [op["name"] for op in second if op["success"]] == []
+        browser.get(f"https://{WEBMAIL}/?_task=settings&_action=identities")
+        assert name in browser.find_element(By.ID, "identities-table").text
+    finally:
+        deploy_mx1(default, tmp_path / "back.json")
+    # Back on SQLite (the default), webmail works as before.
+    log_in(browser, dave)
+    logged_in(browser)
 
 
 # Last: it uses up this address's login budget for a minute.

@@ -19,6 +19,9 @@ def test_valid_data_loads_into_one_typed_model(write_data):
                                          "someone@elsewhere.test")
     assert system.domain("example.net").catch_all == "anna@example.org"
     assert system.postmaster == "postmaster@example.org"
+    assert system.webmail.database == "sqlite"                         # default
+    assert load_system(write_data("webmail: {database: postgresql}\n" + VALID)
+                       ).webmail.database == "postgresql"
 
 
 def test_hashes_can_live_in_a_separate_file(write_data):
@@ -26,6 +29,18 @@ def test_hashes_can_live_in_a_separate_file(write_data):
     text = VALID.replace(f'    password_hash: "{HASH}"\n', "")
     system = load_system(write_data("password_hashes_file: hashes.yml\n" + text))
     assert {m.password_hash for m in system.mailboxes} == {HASH}
+
+
+WITH_BACKUP_HOST = VALID.replace(
+    "hosts:\n", "hosts:\n  bk.example.org: {address: 192.0.2.12, roles: [backup]}\n")
+
+
+def test_a_backup_host_turns_backups_on_with_defaults(write_data):
+    backup = load_system(write_data(WITH_BACKUP_HOST)).backup
+    assert (backup.tool, backup.targets, backup.schedule, backup.check) == (
+        "restic", ("bk.example.org",), "daily", "weekly")
+    assert backup.keep == {"daily": 7, "weekly": 4, "monthly": 12}
+    assert load_system(write_data(VALID)).backup is None
 
 
 def replace(old, new):
@@ -111,6 +126,21 @@ BAD = {
     "queue retries shrinking": (
         "queue: {retry_min: 2h, retry_max: 1h}\n" + VALID,
         "queue.retry_min", "'2h' is longer than queue.retry_max"),
+    "backup tool unknown": (
+        "backup: {tool: rsync}\n" + WITH_BACKUP_HOST,
+        "backup.tool", "'rsync' is not a backup tool"),
+    "backup retention not a number": (
+        "backup: {keep: {daily: seven}}\n" + WITH_BACKUP_HOST,
+        "backup.keep.daily", "'seven' is not a positive number"),
+    "backup schedule not a calendar": (
+        "backup: {schedule: 'daily; rm -rf /'}\n" + WITH_BACKUP_HOST,
+        "backup.schedule", "is not a systemd calendar expression"),
+    "backup without a backup host": (
+        "backup: {tool: borg}\n" + VALID,
+        "backup", "no host has the role backup"),
+    "webmail database unknown": (
+        "webmail: {database: mysql}\n" + VALID,
+        "webmail.database", "'mysql' is not a webmail database"),
     "catch-all to a missing local address": (
         replace("    catch_all: anna@example.org", "    catch_all: nobody@example.org"),
         "domains[1].catch_all", "'nobody@example.org' is not a mailbox or alias"),
