@@ -7,14 +7,14 @@ The inventory has already loaded and validated the mail data (host.data.mail).
 from pyinfra import host
 from pyinfra.operations import apt, server
 
-from roles import (acme_ca, base, dns, dovecot, outside, postfix, resolver, rspamd, tls, web,
-                   webmail)
+from roles import (acme_ca, backup_client, backup_server, base, dns, dovecot, outside, postfix,
+                   resolver, rspamd, tls, web, webmail)
 
 ROLES = {
-    "dns": [dns, resolver],
-    "primary_mx": [web, tls, rspamd, postfix, dovecot, webmail],
-    "backup_mx": [web, tls, rspamd, postfix],
-    "backup": [],
+    "dns": [dns, resolver, backup_client],
+    "primary_mx": [web, tls, rspamd, postfix, dovecot, webmail, backup_client],
+    "backup_mx": [web, tls, rspamd, postfix, backup_client],
+    "backup": [backup_server],
     "outside": [outside],
     "acme_ca": [acme_ca],  # lab only
 }
@@ -52,3 +52,5 @@ if postfix in roles: postfix.apply()  # noqa: E701
 if dovecot in roles: dovecot.apply()  # noqa: E701
 if webmail in roles: webmail.apply()  # noqa: E701
 if outside in roles: outside.apply()  # noqa: E701
+if backup_server in roles: backup_server.apply()  # noqa: E701
+if backup_client in roles: backup_client.apply()  # noqa: E701

@@ -11,9 +11,18 @@
     python -m mailstack queue INVENTORY.py [--flush]
                                                what each backup MX holds, per domain; --flush
                                                sends it to the primary now
+    python -m mailstack backup-status INVENTORY.py
+                                               each host's last backup; exit 1 if one failed
+    python -m mailstack restore-mailbox INVENTORY.py ADDRESS [--as-of TIME]
+                                               bring back a mailbox's mail and folders as of
+                                               TIME (ISO 8601), keeping mail that came since
+    python -m mailstack restore-host INVENTORY.py FQDN [--snapshot ID]
+                                               put a host's saved state back (after a deploy
+                                               to its replacement); see README
 """
 import getpass
 import runpy
+import shlex
 import sys
 
 from .model import DataError, load_system
@@ -116,6 +125,32 @@ def main(argv):
             sys.exit("mailstack: this mail system has no backup MX")
         command = FLUSH_COMMAND if args[1:] else QUEUE_COMMAND
         print(report({h: per_domain(out) for h, out in run_on(args[0], "backup_mx", command).items()}))
+    elif command == "backup-status" and len(args) == 1:
+        from .backup import STATUS_COMMAND, clients, report
+        from .facts import run_on
+        system, _ = inventory_system(args[0])
+        statuses = {}
+        for h in clients(system):
+            statuses.update(run_on(args[0], h.fqdn, STATUS_COMMAND))
+        text, ok = report(statuses)
+        print(text)
+        sys.exit(0 if ok else 1)
+    elif command == "restore-mailbox" and len(args) in (2, 4) and args[2:3] in ([], ["--as-of"]):
+        from .facts import run_here
+        system, _ = inventory_system(args[0])
+        if args[1] not in {m.address for m in system.mailboxes}:
+            sys.exit(f"mailstack: {args[1]} is not a mailbox of {system.name}")
+        as_of = f" --as-of {shlex.quote(args[3])}" if len(args) == 4 else ""
+        sys.exit(0 if run_here(args[0], system.primary_mx.fqdn,
+                               f"mailstack-backup restore-mailbox {args[1]}{as_of}") else 1)
+    elif command == "restore-host" and len(args) in (2, 4) and args[2:3] in ([], ["--snapshot"]):
+        from .backup import clients
+        from .facts import run_here
+        system, _ = inventory_system(args[0])
+        if args[1] not in {h.fqdn for h in clients(system)}:
+            sys.exit(f"mailstack: {args[1]} is not a backed-up host of {system.name}")
+        snapshot = f" --snapshot {shlex.quote(args[3])}" if len(args) == 4 else ""
+        sys.exit(0 if run_here(args[0], args[1], f"mailstack-backup restore-host{snapshot}") else 1)
     else:
         sys.exit(__doc__)
 

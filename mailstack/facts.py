@@ -2,6 +2,7 @@
 and, per mail domain, the DKIM public keys. Read through pyinfra, with the same
 connection settings as the deploy."""
 import json
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -21,6 +22,18 @@ def run_on(inventory, group, command):
         capture_output=True, text=True, check=True)
     (by_host,) = json.loads(result.stdout).values()   # {"server.Command (...)": {host: out}}
     return {h: (v or "").strip() for h, v in by_host.items()}
+
+
+def run_here(inventory, limit, command):
+    """Run `command` on the hosts that `limit` names (a group or an FQDN), over the
+    deploy's connection, printing what it prints; True if it succeeded everywhere."""
+    result = subprocess.run([str(PYINFRA), "-y", "--limit", limit, str(inventory), "exec", "--",
+                             command], capture_output=True, text=True)
+    for line in result.stdout.splitlines():
+        m = re.match(r"\[([^\]]+)\]\s+(\S.*)", line)
+        if m and m.group(2) not in ("Success", "Error") and not m.group(2).startswith("Error:"):
+            print(f"{m.group(1)}: {m.group(2)}")
+    return result.returncode == 0
 
 
 def gather(inventory, system):

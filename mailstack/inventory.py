@@ -6,8 +6,9 @@ here, while pyinfra reads the inventory: before it connects to any host.
 import sys
 from pathlib import Path
 
+from . import backup
 from .model import DataError, load_system
-from .secrets import tsig_key
+from .secrets import backup_secrets, tsig_key
 
 
 def inventory(mail_yml, connection=None, extra_groups=None, **shared_data):
@@ -25,9 +26,15 @@ def inventory(mail_yml, connection=None, extra_groups=None, **shared_data):
     connection = connection or {}
     if system.dns.publish:
         shared_data.setdefault("tsig_key", tsig_key(system.name, system.dns.publish.tsig_algorithm))
+    # Backup passphrases and SSH keys: made once on the operator's side (secrets/).
+    keys = {h.fqdn: backup_secrets(system.name, h.fqdn) for h in backup.clients(system)}
     groups = {}
     for h in system.hosts:
         data = {"mail": system, "fqdn": h.fqdn, "address": h.address, **shared_data}
+        if h.fqdn in keys:
+            data["backup_secret"] = keys[h.fqdn]
+        if "backup" in h.roles:
+            data["backup_clients"] = keys
         ssh = {f"ssh_{k}": v for k, v in h.ssh.items()}
         data.update(ssh or connection.get(h.fqdn, {}))
         for role in h.roles:

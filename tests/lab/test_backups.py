@@ -1,0 +1,205 @@
+"""Backups that restore: every scenario runs with restic (the lab's data) and again
+with Borg (the same data with `backup.tool: borg`), against the lab's backup host."""
+import datetime
+import imaplib
+import json
+import os
+import re
+import subprocess
+import time
+
+import pytest
+
+from .conftest import ROOT
+from .mailclient import message, wait_for_message, wait_until
+
+PYINFRA = str(ROOT / ".venv" / "bin" / "pyinfra")
+DATA = ROOT / "inventory" / "lab" / "mail.yml"
+
+
+def deploy(data):
+    subprocess.run([PYINFRA, "-y", "inventory/lab.py", "deploy.py"], cwd=ROOT, check=True,
+                   env={**os.environ, "MAILSTACK_LAB_DATA": str(data)}, capture_output=True)
+
+
+@pytest.fixture(scope="module", params=["restic", "borg"])
+def tool(request, lab, tmp_path_factory):
+    """The lab with one backup tool; Borg is the lab's data with one line changed."""
+    if request.param == "restic":
+        yield "restic"
+        return
+    variant = tmp_path_factory.mktemp("borg") / "mail.yml"
+    variant.write_text(DATA.read_text()
+                       .replace("password_hashes_file: ../../.lab/", f"password_hashes_file: {ROOT}/.lab/")
+                       .replace("tool: restic", "tool: borg"))
+    deploy(variant)
+    yield "borg"
+    deploy(DATA)
+
+
+def back_up(host):
+    """Run the backup as its timer does; the unit's result."""
+    host.run("systemctl start mailstack-backup.service")
+    return host.check_output("systemctl show -P Result mailstack-backup.service")
+
+
+def snapshots(host):
+    return json.loads(host.check_output("mailstack-backup snapshots"))
+
+
+def server_snapshots(backup, client):
+    return json.loads(backup.check_output(f"mailstack-backup-server snapshots {client}"))
+
+
+def mailbox_state(imap):
+    """{folder: sorted [(Message-ID, flags)]}: what an IMAP user sees."""
+    state = {}
+    for line in imap.list()[1]:
+        folder = re.match(r'\(.*?\) (?:".+?"|NIL) (.*)$', line.decode()).group(1).strip('"')
+        count = int(imap.select(f'"{folder}"', readonly=True)[1][0])
+        data = imap.fetch("1:*", "(FLAGS BODY.PEEK[HEADER.FIELDS (MESSAGE-ID)])")[1] if count else []
+        found = []
+        for item in data:
+            if isinstance(item, tuple):
+                flags = tuple(sorted(f for f in re.search(rb"FLAGS \(([^)]*)\)", item[0]).group(1)
+                                     .decode().split() if f != "\\Recent"))
+                found.append((item[1].decode().split(":", 1)[1].strip(), flags))
+        state[folder] = sorted(found)
+    return state
+
+
+def test_a_scheduled_backup_saves_mail_keys_certificates_and_databases(tool, hosts):
+    for name in ("mx1", "mx2", "dns"):
+        assert hosts[name].service("mailstack-backup.timer").is_enabled
+        assert hosts[name].service("mailstack-backup.timer").is_running
+        assert back_up(hosts[name]) == "success", name
+        status = json.loads(hosts[name].check_output("mailstack-backup status"))
+        assert status["tool"] == tool and "last_error" not in status
+    saved = set(hosts["backup"].check_output("mailstack-backup-server files mx1.acme.test").split())
+    dkim = hosts["mx1"].check_output("find /var/lib/rspamd/dkim -name '*.key'").split()
+    assert dkim and set(dkim) <= saved                                  # DKIM keys
+    assert "/etc/letsencrypt/live/mailstack/privkey.pem" in saved        # certificate and key
+    assert any(p.startswith("/etc/letsencrypt/accounts/") for p in saved)   # ACME account
+    assert {"/var/backups/mailstack/roundcube.sqlite",                   # Roundcube database
+            "/var/backups/mailstack/redis.rdb"} <= saved                 # rspamd's Bayes data
+    assert any(p.startswith("/var/vmail/acme.test/alice/Maildir/cur/") for p in saved)
+    assert any(p.startswith("/var/vmail/acme.test/alice/sieve") for p in saved) or \
+        not hosts["mx1"].file("/var/vmail/acme.test/alice/sieve").exists
+    dns_saved = hosts["backup"].check_output("mailstack-backup-server files dns.acme.test")
+    assert "/var/lib/knot/keys" in dns_saved                             # DNSSEC keys
+    # Encrypted: no message text on the backup host.
+    assert hosts["backup"].run(
+        "grep -rl 'Subject:' /srv/mailstack-backup/mx1.acme.test/").stdout == ""
+
+
+def test_a_deleted_folder_comes_back_as_of_an_earlier_backup_and_newer_mail_stays(
+        tool, hosts, mx1, mailbox, lab):
+    carol, folder = mailbox("carol@acme.test"), f"Projects-{tool}"
+    old_id, old = message("someone@example.test", carol["address"], "kept in a folder")
+    imap = mx1.imap(carol)
+    imap.delete(folder)             # left over by an earlier run, if any
+    imap.create(folder)
+    imap.append(folder, "(\\Seen \\Flagged)", None, old.encode())
+    before = mailbox_state(imap)
+    assert back_up(hosts["mx1"]) == "success"
+    as_of = datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds")
+    time.sleep(1.5)
+    # The user deletes the folder; new mail arrives; the next backup runs.
+    imap.select("INBOX")
+    imap.delete(folder)
+    new_id, new = message("someone@example.test", carol["address"], "arrived after the backup")
+    mx1.deliver([carol["address"]], new)
+    wait_for_message(imap, new_id)
+    assert back_up(hosts["mx1"]) == "success"
+    assert folder not in mailbox_state(imap)
+    out = json.loads(hosts["mx1"].check_output(
+        f"mailstack-backup restore-mailbox {carol['address']} --as-of {as_of}"))
+    assert out["messages_restored"] >= 1 and folder in out["folders_restored"]
+    imap.logout()
+    imap = mx1.imap(carol)
+    after = mailbox_state(imap)
+    assert after[folder] == before[folder] == [(old_id, ("\\Flagged", "\\Seen"))]
+    inbox_ids = [mid for mid, _ in after["INBOX"]]
+    assert new_id in inbox_ids                                  # newer mail stays
+    assert len(inbox_ids) == len(set(inbox_ids))                # nothing doubled
+    assert set(before["INBOX"]) <= set(after["INBOX"])
+    imap.logout()
+
+
+def test_a_compromised_mail_host_cannot_remove_backup_history(tool, hosts):
+    mx1, backup = hosts["mx1"], hosts["backup"]
+    assert back_up(mx1) == "success"
+    history = server_snapshots(backup, "mx1.acme.test")
+    assert history
+    before = backup.check_output("date -u +%Y-%m-%dT%H:%M:%S.%f")
+    ssh = ("ssh -i /etc/mailstack/backup/id_ed25519 -o BatchMode=yes "
+           "-o UserKnownHostsFile=/etc/mailstack/backup/known_hosts -o HostKeyAlias=backup.acme.test "
+           "bk-mx1-acme-test@10.66.0.13")
+    if tool == "restic":
+        attempts = [f"restic -r rclone:x -o 'rclone.program={ssh}' "
+                    "--password-file /etc/mailstack/backup/passphrase forget --keep-last 1 --prune",
+                    f"restic -r rclone:x -o 'rclone.program={ssh}' "
+                    "--password-file /etc/mailstack/backup/passphrase forget "
+                    + " ".join(s["id"] for s in history)]
+    else:
+        repo = "ssh://bk-mx1-acme-test@10.66.0.13/srv/mailstack-backup/mx1.acme.test/borg"
+        borg = (f"BORG_RSH='{ssh.rsplit(' ', 1)[0]}' BORG_PASSCOMMAND='cat /etc/mailstack/backup/passphrase' "
+                "BORG_BASE_DIR=/var/lib/mailstack-backup/borg borg")
+        attempts = [f"{borg} delete --force --force {repo}",
+                    f"{borg} prune --keep-last 1 {repo}",
+                    f"{borg} compact {repo}"]
+    # The key only ever runs the repository server: a shell command is not run.
+    attempts.append(f"{ssh} 'rm -rf /srv/mailstack-backup' < /dev/null")
+    for attempt in attempts:
+        mx1.run(f"timeout 120 sh -c {json.dumps(attempt)}")
+    assert backup.file("/srv/mailstack-backup/mx1.acme.test").is_directory
+    after = server_snapshots(backup, "mx1.acme.test")
+    if tool == "restic":
+        assert after == history
+    else:
+        # Borg's append-only mode keeps every segment; a client-side prune only hides
+        # archives until the backup host rolls the repository back.
+        backup.check_output(f"mailstack-backup-server rollback mx1.acme.test --to {before}")
+        assert server_snapshots(backup, "mx1.acme.test") == history
+        # The compromised host is rebuilt; its Borg cache saw the deletions.
+        mx1.check_output("rm -rf /var/lib/mailstack-backup/borg /var/cache/mailstack-backup/borg")
+    assert back_up(mx1) == "success"
+
+
+def test_a_backup_run_while_the_backup_host_is_unreachable_fails_visibly_then_recovers(
+        tool, hosts, mx1, mailbox):
+    client, backup = hosts["mx1"], hosts["backup"]
+    alice = mailbox("alice@acme.test")         # the postmaster's mailbox
+    count = len(snapshots(client))
+    backup.check_output("systemctl stop ssh")
+    try:
+        assert back_up(client) == "exit-code"
+        assert client.service("mailstack-backup.service").is_running is False
+        assert client.check_output("systemctl is-failed mailstack-backup.service") == "failed"
+        status = json.loads(client.check_output("mailstack-backup status"))
+        assert "backup.acme.test" in status["last_error"]
+        report = subprocess.run([str(ROOT / ".venv" / "bin" / "python"), "-m", "mailstack",
+                                 "backup-status", "inventory/lab.py"], cwd=ROOT,
+                                capture_output=True, text=True)
+        assert report.returncode == 1
+        assert re.search(r"mx1\.acme\.test .*backup\.acme\.test", report.stdout)
+        imap = mx1.imap(alice)
+        wait_until(lambda: imap.select("INBOX") and imap.search(
+            None, "SUBJECT", '"Backup of mx1.acme.test failed"')[1][0], 60,
+            "no failure mail reached the postmaster")
+        imap.logout()
+    finally:
+        backup.check_output("systemctl start ssh")
+    assert back_up(client) == "success"
+    assert len(snapshots(client)) == count + 1
+    backup.check_output("mailstack-backup-server check")      # nothing corrupted
+
+
+def test_a_restore_with_the_wrong_passphrase_is_refused_clearly(tool, hosts):
+    mx1 = hosts["mx1"]
+    mx1.check_output("printf 'not-the-passphrase\\n' > /root/wrong-passphrase")
+    result = mx1.run("mailstack-backup restore-mailbox carol@acme.test "
+                     "--passphrase-file /root/wrong-passphrase")
+    assert result.rc != 0
+    assert "wrong passphrase" in result.stderr, result.stderr
+    assert len(result.stderr.strip().splitlines()) == 1
