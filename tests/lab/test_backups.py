@@ -131,7 +131,7 @@ def test_a_compromised_mail_host_cannot_remove_backup_history(tool, hosts):
     assert back_up(mx1) == "success"
     history = server_snapshots(backup, "mx1.acme.test")
     assert history
-    before = backup.check_output("date -u +%Y-%m-%dT%H:%M:%S.%f")
+    before = backup.check_output("date -u +%Y-%m-%dT%H:%M:%S.%6N")
     ssh = ("ssh -i /etc/mailstack/backup/id_ed25519 -o BatchMode=yes "
            "-o UserKnownHostsFile=/etc/mailstack/backup/known_hosts -o HostKeyAlias=backup.acme.test "
            "bk-mx1-acme-test@10.66.0.13")
