@@ -10,30 +10,48 @@ import time
 
 import pytest
 
-from .conftest import ROOT
+from .conftest import LABCTL, ROOT
 from .mailclient import message, wait_for_message, wait_until
+from .test_trusted_mail import received_on_outside
 
 PYINFRA = str(ROOT / ".venv" / "bin" / "pyinfra")
 DATA = ROOT / "inventory" / "lab" / "mail.yml"
 
 
-def deploy(data):
-    subprocess.run([PYINFRA, "-y", "inventory/lab.py", "deploy.py"], cwd=ROOT, check=True,
-                   env={**os.environ, "MAILSTACK_LAB_DATA": str(data)}, capture_output=True)
+def deploy(data, *limit, json_out=None):
+    """pyinfra's deploy of the lab from `data`; with json_out, its operation results."""
+    cmd = [PYINFRA, "-y", *(["--json"] if json_out else []),
+           *[a for h in limit for a in ("--limit", h)], "inventory/lab.py", "deploy.py"]
+    result = subprocess.run(cmd, cwd=ROOT, env={**os.environ, "MAILSTACK_LAB_DATA": str(data)},
+                            capture_output=True, text=True)
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    return json.loads(result.stdout)["results"]["operations"] if json_out else None
+
+
+def mailstack(*args, data=DATA):
+    return subprocess.run([str(ROOT / ".venv" / "bin" / "python"), "-m", "mailstack", *args],
+                          cwd=ROOT, capture_output=True, text=True,
+                          env={**os.environ, "MAILSTACK_LAB_DATA": str(data)})
+
+
+class Tool(str):
+    """The backup tool's name; .data is the mail data the lab is deployed from."""
+    data = DATA
 
 
 @pytest.fixture(scope="module", params=["restic", "borg"])
 def tool(request, lab, tmp_path_factory):
     """The lab with one backup tool; Borg is the lab's data with one line changed."""
-    if request.param == "restic":
-        yield "restic"
+    tool = Tool(request.param)
+    if tool == "restic":
+        yield tool
         return
-    variant = tmp_path_factory.mktemp("borg") / "mail.yml"
-    variant.write_text(DATA.read_text()
-                       .replace("password_hashes_file: ../../.lab/", f"password_hashes_file: {ROOT}/.lab/")
-                       .replace("tool: restic", "tool: borg"))
-    deploy(variant)
-    yield "borg"
+    tool.data = tmp_path_factory.mktemp("borg") / "mail.yml"
+    tool.data.write_text(DATA.read_text()
+                         .replace("password_hashes_file: ../../.lab/", f"password_hashes_file: {ROOT}/.lab/")
+                         .replace("tool: restic", "tool: borg"))
+    deploy(tool.data)
+    yield tool
     deploy(DATA)
 
 
@@ -178,9 +196,7 @@ def test_a_backup_run_while_the_backup_host_is_unreachable_fails_visibly_then_re
         assert client.check_output("systemctl is-failed mailstack-backup.service") == "failed"
         status = json.loads(client.check_output("mailstack-backup status"))
         assert "backup.acme.test" in status["last_error"]
-        report = subprocess.run([str(ROOT / ".venv" / "bin" / "python"), "-m", "mailstack",
-                                 "backup-status", "inventory/lab.py"], cwd=ROOT,
-                                capture_output=True, text=True)
+        report = mailstack("backup-status", "inventory/lab.py", data=tool.data)
         assert report.returncode == 1
         assert re.search(r"mx1\.acme\.test .*backup\.acme\.test", report.stdout)
         imap = mx1.imap(alice)
@@ -203,3 +219,59 @@ def test_a_restore_with_the_wrong_passphrase_is_refused_clearly(tool, hosts):
     assert result.rc != 0
     assert "wrong passphrase" in result.stderr, result.stderr
     assert len(result.stderr.strip().splitlines()) == 1
+
+
+def everything_a_user_sees(mx1, hosts, lab):
+    """Every mailbox: folders, Message-IDs and flags over IMAP (over doveadm for
+    mailboxes without IMAP)."""
+    state = {}
+    for box in lab["mailboxes"]:
+        if "imap" in box["protocols"]:
+            imap = mx1.imap(box)
+            state[box["address"]] = mailbox_state(imap)
+            imap.logout()
+        else:
+            state[box["address"]] = sorted(hosts["mx1"].check_output(
+                f"doveadm -f tab fetch -u {box['address']} 'mailbox hdr.message-id flags' all"
+                ).splitlines()[1:])
+    return state
+
+
+# Last for each tool: it destroys mx1.
+def test_mx1_destroyed_and_rebuilt_from_its_backup_serves_the_same_mail_and_dkim_keys(
+        tool, hosts, mx1, mailbox, lab):
+    marker_id, marker = message("someone@example.test", "dave@globex.test", f"before the loss ({tool})")
+    mx1.deliver(["dave@globex.test"], marker)
+    imap = mx1.imap(mailbox("dave@globex.test"))
+    wait_for_message(imap, marker_id)
+    imap.logout()
+    assert back_up(hosts["mx1"]) == "success"
+    before = everything_a_user_sees(mx1, hosts, lab)
+    dkim_before = hosts["mx1"].check_output("/usr/local/sbin/mailstack-dkim list")
+
+    # The machine is lost; a bare one takes its place, and gets the normal deploy.
+    subprocess.run(LABCTL + ["rebuild", "mx1"], check=True, capture_output=True)
+    assert not hosts["mx1"].file("/var/vmail").exists
+    deploy(tool.data, "mx1.acme.test")
+    # The operator restores the host from its side (secrets/ holds the passphrase).
+    restored = mailstack("restore-host", "inventory/lab.py", "mx1.acme.test", data=tool.data)
+    assert restored.returncode == 0, restored.stdout + restored.stderr
+
+    assert everything_a_user_sees(mx1, hosts, lab) == before
+    assert hosts["mx1"].check_output("/usr/local/sbin/mailstack-dkim list") == dkim_before
+    # DNS already holds the restored keys (and the restored certificate's TLSA).
+    published = mailstack("publish", "inventory/lab.py", data=tool.data)
+    assert "published: 0 zone update(s) sent" in published.stdout, published.stdout + published.stderr
+    # Mail signed now verifies against the record published before the loss.
+    alice = mailbox("alice@acme.test")
+    signed_id, signed = message("alice@acme.test", "friend@example.test", "after the restore")
+    assert mx1.submit(alice, ["friend@example.test"], signed) == {}
+    dkim = hosts["outside"].run(f"dkimverify < {received_on_outside(hosts['outside'], signed_id)}")
+    assert dkim.rc == 0 and "signature ok" in dkim.stdout, dkim.stdout + dkim.stderr
+    # The restored host matches its deploy, and its backups carry on.
+    second = deploy(tool.data, "mx1.acme.test", json_out=True)
+    assert [op["name"] for op in second if op["success"]] == []
+    assert hosts["mx1"].service("mailstack-backup.timer").is_running
+    count = len(snapshots(hosts["mx1"]))
+    assert back_up(hosts["mx1"]) == "success"
+    assert len(snapshots(hosts["mx1"])) == count + 1
