@@ -53,6 +53,10 @@ def apply():
     # Check the rendered configuration before (re)starting.
     server.shell(name="postfix: check configuration", commands=["postfix check"],
                  _if=any_changed(*changed))
+    _, milter_host, milter_port = rspamd.MILTER.split(":")
+    boot_order = template("postfix", "/etc/systemd/system/postfix@-.service.d/mailstack.conf",
+                          milter_host=milter_host, milter_port=milter_port)
+    systemd.daemon_reload(name="postfix: systemd reload", _if=boot_order.did_change)
     systemd.service(name="postfix: MTA-STS resolver", service="postfix-mta-sts-resolver",
                     running=True, enabled=True)
     systemd.service(name="postfix: service", service="postfix", running=True, enabled=True,

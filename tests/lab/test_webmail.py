@@ -163,6 +163,20 @@ def logged_in(browser):
                                      and d.find_elements(By.ID, "messagelist"))
 
 
+def set_display_name(browser, name):
+    """Save a setting kept in Roundcube's database: the identity's display name."""
+    browser.get(f"https://{WEBMAIL}/?_task=settings&_action=identities")
+    browser.find_element(By.CSS_SELECTOR, "#identities-table tbody tr td").click()
+    browser.switch_to.frame("preferences-frame")
+    field = browser.find_element(By.NAME, "_name")
+    field.clear()
+    field.send_keys(name)
+    browser.find_element(By.CSS_SELECTOR, "button.submit").click()
+    browser.switch_to.default_content()
+    wait(browser).until(
+        lambda d: "Successfully saved" in d.find_element(By.ID, "messagestack").text)
+
+
 def imap_uid(imap, message_id, mailbox="INBOX"):
     wait_for_message(imap, message_id, mailbox=mailbox)
     return imap.uid("SEARCH", None, "HEADER", "Message-ID", message_id)[1][0].split()[-1].decode()
@@ -269,16 +283,7 @@ def test_a_password_changed_in_webmail_works_and_survives_a_deploy(browser, mx1,
             assert_login(mx1, grace, grace["password"], wait=0)
         # A setting kept in Roundcube's database: her display name.
         name = f"Grace {time.time_ns()}"
-        browser.get(f"https://{WEBMAIL}/?_task=settings&_action=identities")
-        browser.find_element(By.CSS_SELECTOR, "#identities-table tbody tr td").click()
-        browser.switch_to.frame("preferences-frame")
-        field = browser.find_element(By.NAME, "_name")
-        field.clear()
-        field.send_keys(name)
-        browser.find_element(By.CSS_SELECTOR, "button.submit").click()
-        browser.switch_to.default_content()
-        wait(browser).until(
-            lambda d: "Successfully saved" in d.find_element(By.ID, "messagestack").text)
+        set_display_name(browser, name)
         # The next deploy keeps the password (and changes nothing).
         subprocess.run([sys.executable, str(ROOT / "lab" / "labctl"), "deploy"], cwd=ROOT,
                        check=True, capture_output=True)
@@ -332,16 +337,7 @@ def test_with_postgresql_selected_webmail_keeps_its_users_in_postgresql(
         name = f"Dave {time.time_ns()}"
         log_in(browser, dave)
         logged_in(browser)
-        browser.get(f"https://{WEBMAIL}/?_task=settings&_action=identities")
-        browser.find_element(By.CSS_SELECTOR, "#identities-table tbody tr td").click()
-        browser.switch_to.frame("preferences-frame")
-        field = browser.find_element(By.NAME, "_name")
-        field.clear()
-        field.send_keys(name)
-        browser.find_element(By.CSS_SELECTOR, "button.submit").click()
-        browser.switch_to.default_content()
-        wait(browser).until(
-            lambda d: "Successfully saved" in d.find_element(By.ID, "messagestack").text)
+        set_display_name(browser, name)
         # Roundcube's tables, owned by its own role, hold her account and identity.
         assert mx1.check_output(f"{psql} \"SELECT username FROM users\"").split() == [dave["address"]]
         assert mx1.check_output(f"{psql} \"SELECT name FROM identities\"") == name
