@@ -54,7 +54,11 @@ def settings(system: MailSystem, host: Host) -> dict:
         "postmaster": system.postmaster,
         "roundcube_database": system.webmail.database if "primary_mx" in host.roles else None,
         "targets": [{"host": t, "address": by_fqdn[t].address, "user": account(host.fqdn),
-                     "repository": repository(host.fqdn, b.tool)} for t in b.targets],
+                     "repository": repository(host.fqdn, b.tool)} for t in b.targets]
+                   # The operator's own repositories: nobody prunes them for us.
+                   + [{"host": r.name, "url": r.url.replace("{host}", host.fqdn),
+                       "environment": f"{CONFIG}/{r.name}.env" if r.environment else None,
+                       "keep": b.keep} for r in b.repositories],
     }
 
 

@@ -8,7 +8,7 @@ from pathlib import Path
 
 from . import backup
 from .model import DataError, load_system
-from .secrets import backup_secrets, tsig_key
+from .secrets import backup_environment, backup_secrets, tsig_key
 
 
 def inventory(mail_yml, connection=None, extra_groups=None, **shared_data):
@@ -28,11 +28,19 @@ def inventory(mail_yml, connection=None, extra_groups=None, **shared_data):
         shared_data.setdefault("tsig_key", tsig_key(system.name, system.dns.publish.tsig_algorithm))
     # Backup passphrases and SSH keys: made once on the operator's side (secrets/).
     keys = {h.fqdn: backup_secrets(system.name, h.fqdn) for h in backup.clients(system)}
+    environments = {}
+    for r in system.backup.repositories if system.backup else ():
+        if r.environment:
+            environments[r.name] = backup_environment(system.name, r.environment)
+            if environments[r.name] is None:
+                sys.exit(f"mailstack: invalid mail data: {mail_yml}: backup.repositories: "
+                         f"'{r.environment}' (environment of '{r.name}') is not in "
+                         f"secrets/{system.name}/backup/")
     groups = {}
     for h in system.hosts:
         data = {"mail": system, "fqdn": h.fqdn, "address": h.address, **shared_data}
         if h.fqdn in keys:
-            data["backup_secret"] = keys[h.fqdn]
+            data["backup_secret"] = {**keys[h.fqdn], "environments": environments}
         if "backup" in h.roles:
             data["backup_clients"] = keys
         ssh = {f"ssh_{k}": v for k, v in h.ssh.items()}

@@ -130,6 +130,20 @@ class Webmail:
 WEBMAIL_DATABASES = ("sqlite", "postgresql")
 BACKUP_TOOLS = ("restic", "borg")
 KEEP_DEFAULTS = {"daily": 7, "weekly": 4, "monthly": 12}
+# Repository URLs each tool takes (restic: its backends; Borg: SSH).
+REPOSITORY_URL = {
+    "restic": r"(s3:|sftp:|rest:|b2:|azure:|gs:|swift:|rclone:|/)\S+",
+    "borg": r"ssh://\S+",
+}
+
+
+@dataclass(frozen=True)
+class Repository:
+    """A repository the operator provides (S3, SFTP, a storage box...): {host} in the
+    URL becomes each backed-up host's FQDN."""
+    name: str
+    url: str
+    environment: str | None         # a file in secrets/<system>/backup/ (credentials)
 
 
 @dataclass(frozen=True)
@@ -141,6 +155,7 @@ class Backup:
     randomized_delay: int           # seconds
     keep: dict                      # {"daily": 7, "weekly": 4, "monthly": 12}
     check: str                      # OnCalendar of the repository check (backup host)
+    repositories: tuple[Repository, ...] = ()   # more copies, e.g. another provider
 LETS_ENCRYPT = "https://acme-v02.api.letsencrypt.org/directory"
 DMARC_POLICIES = ("none", "quarantine", "reject")
 MTA_STS_MODES = ("enforce", "testing", "none")
@@ -409,12 +424,27 @@ def _backup(r, raw, hosts):
     if raw is None and not targets:
         return None
     raw = r.mapping(raw or {}, "backup", optional=("tool", "schedule", "randomized_delay",
-                                                   "keep", "check"))
+                                                   "keep", "check", "repositories"))
     if not targets:
         r.fail("backup", "no host has the role backup (the backups' destination)")
     tool = raw.get("tool", "restic")
     if tool not in BACKUP_TOOLS:
         r.fail("backup.tool", f"'{tool}' is not a backup tool (allowed: {', '.join(BACKUP_TOOLS)})")
+    repositories = []
+    for i, repo in enumerate(r.listof(raw.get("repositories") or [], "backup.repositories")):
+        where = f"backup.repositories[{i}]"
+        r.mapping(repo, where, required=("name", "url"), optional=("environment",))
+        name, url, env = repo["name"], repo["url"], repo.get("environment")
+        if not isinstance(name, str) or not re.fullmatch(r"[a-z0-9][a-z0-9-]{0,30}", name) \
+                or name in targets or name in [x.name for x in repositories]:
+            r.fail(f"{where}.name", f"'{name}' is not a new repository name (a-z, 0-9, -)")
+        if not isinstance(url, str) or not re.fullmatch(REPOSITORY_URL[tool], url):
+            r.fail(f"{where}.url", f"'{url}' is not a {tool} repository URL")
+        if "{host}" not in url:
+            r.fail(f"{where}.url", f"'{url}' lacks {{host}} (each host needs its own repository)")
+        if env is not None and (not isinstance(env, str) or not re.fullmatch(r"[\w.-]+", env)):
+            r.fail(f"{where}.environment", f"'{env}' is not a file name in secrets/<system>/backup/")
+        repositories.append(Repository(name, url, env))
     schedules = {}
     for key, default in (("schedule", "daily"), ("check", "weekly")):
         value = raw.get(key, default)
@@ -427,7 +457,7 @@ def _backup(r, raw, hosts):
     keep = {k: r.positive(keep_raw.get(k, v), f"backup.keep.{k}") for k, v in KEEP_DEFAULTS.items()}
     return Backup(tool, tuple(targets), schedules["schedule"],
                   r.duration(raw.get("randomized_delay", "1h"), "backup.randomized_delay"),
-                  keep, schedules["check"])
+                  keep, schedules["check"], tuple(repositories))
 
 
 def _dns(r, raw, postmaster):

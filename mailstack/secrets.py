@@ -65,3 +65,12 @@ def backup_secrets(system, fqdn):
         serialization.Encoding.OpenSSH, serialization.PublicFormat.OpenSSH).decode()
     return {"passphrase": passphrase.strip(), "ssh_key": key,
             "ssh_public_key": f"{public} mailstack-backup@{fqdn}"}
+
+
+def backup_environment(system, filename):
+    """The operator's credentials file for a repository (secrets/<system>/backup/)."""
+    path = SECRETS / system / "backup" / filename
+    try:
+        return path.read_text()
+    except OSError:
+        return None

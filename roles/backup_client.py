@@ -38,6 +38,8 @@ def apply():
     files.directory(name=f"backup: {CONFIG}", path=CONFIG, mode="700", user="root", group="root")
     secret_file("passphrase", secret["passphrase"] + "\n")
     secret_file("id_ed25519", secret["ssh_key"])
+    for name, content in secret["environments"].items():
+        secret_file(f"{name}.env", content)
     secret_file("settings.json", json.dumps(settings(mail, me), indent=1, sort_keys=True) + "\n",
                 mode="644")
     template("backup_client", "/usr/local/sbin/mailstack-backup", mode="755", config=CONFIG)

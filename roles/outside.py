@@ -1,19 +1,23 @@
 """Lab only: the rest of the internet. A plain Postfix for the outside domain
 (example.test) that delivers to MX hosts found in DNS, like any sender out there,
-and keeps every message it receives in one Maildir (user `catchall`)."""
+and keeps every message it receives in one Maildir (user `catchall`). It is also
+a storage provider the operator rents (account `offsite`, SFTP and Borg over SSH):
+the lab's second backup copy (backup.repositories)."""
 from io import StringIO
 
 from pyinfra import host
 from pyinfra.operations import files, server, systemd
 from pyinfra.operations.util import any_changed
 
+from mailstack.backup import clients
 from mailstack.dns import mta_sts_text
+from mailstack.secrets import backup_secrets
 from roles import template
 from roles.postfix import DEBCONF  # noqa: F401  (same package, same answers)
 
 # dkimpy and pyspf check what mailstack's mail looks like to a receiver; nginx serves
 # the outside domain's MTA-STS policy.
-PACKAGES = ["postfix", "swaks", "python3-dkim", "python3-spf", "nginx-light"]
+PACKAGES = ["postfix", "swaks", "python3-dkim", "python3-spf", "nginx-light", "borgbackup"]
 # outside's certificate (made by labctl, trusted by the lab's hosts).
 TLS_CERT, TLS_KEY = "/etc/ssl/mailstack/outside.pem", "/etc/ssl/mailstack/outside.key"
 
@@ -47,3 +51,9 @@ def apply():
     ]
     systemd.service(name="outside: nginx", service="nginx", running=True, enabled=True,
                     restarted=True, _if=any_changed(*web))
+
+    # The storage provider: one account, each mail host's backup key registered.
+    mail = host.data.mail
+    server.user(name="outside: offsite storage account", user="offsite", home="/srv/offsite",
+                shell="/bin/sh", public_keys=[backup_secrets(mail.name, h.fqdn)["ssh_public_key"]
+                                               for h in clients(mail)])

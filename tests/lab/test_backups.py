@@ -7,6 +7,7 @@ import os
 import re
 import subprocess
 import time
+from collections import Counter
 
 import pytest
 
@@ -49,7 +50,9 @@ def tool(request, lab, tmp_path_factory):
     tool.data = tmp_path_factory.mktemp("borg") / "mail.yml"
     tool.data.write_text(DATA.read_text()
                          .replace("password_hashes_file: ../../.lab/", f"password_hashes_file: {ROOT}/.lab/")
-                         .replace("tool: restic", "tool: borg"))
+                         .replace("tool: restic", "tool: borg")
+                         .replace("sftp:offsite@10.66.0.20:/srv/offsite/{host}",
+                                  "ssh://offsite@10.66.0.20/srv/offsite/{host}-borg"))
     deploy(tool.data)
     yield tool
     deploy(DATA)
@@ -137,10 +140,36 @@ def test_a_deleted_folder_comes_back_as_of_an_earlier_backup_and_newer_mail_stay
     imap = mx1.imap(carol)
     after = mailbox_state(imap)
     assert after[folder] == before[folder] == [(old_id, ("\\Flagged", "\\Seen"))]
-    inbox_ids = [mid for mid, _ in after["INBOX"]]
-    assert new_id in inbox_ids                                  # newer mail stays
-    assert len(inbox_ids) == len(set(inbox_ids))                # nothing doubled
-    assert set(before["INBOX"]) <= set(after["INBOX"])
+    # The INBOX is what it was plus the newer message: nothing doubled, nothing lost.
+    assert Counter(mid for mid, _ in after["INBOX"]) == \
+        Counter(mid for mid, _ in before["INBOX"]) + Counter([new_id])
+    imap.logout()
+
+
+def test_a_second_copy_at_a_storage_provider_restores_a_mailbox_on_its_own(
+        tool, hosts, mx1, mailbox):
+    carol, folder = mailbox("carol@acme.test"), f"Offsite-{tool}"
+    kept_id, kept = message("someone@example.test", carol["address"], "kept offsite")
+    imap = mx1.imap(carol)
+    imap.delete(folder)
+    imap.create(folder)
+    imap.append(folder, "(\\Seen)", None, kept.encode())
+    assert back_up(hosts["mx1"]) == "success"
+    status = json.loads(hosts["mx1"].check_output("mailstack-backup status"))
+    assert set(status["targets"]) == {"backup.acme.test", "offsite"}
+    assert all("last_error" not in t for t in status["targets"].values())
+    assert json.loads(hosts["mx1"].check_output("mailstack-backup snapshots --target offsite"))
+    # Encrypted there too: the provider sees no mail.
+    assert hosts["outside"].run("grep -rl 'kept offsite' /srv/offsite").stdout == ""
+    imap.select("INBOX")
+    imap.delete(folder)
+    out = json.loads(hosts["mx1"].check_output(
+        f"mailstack-backup restore-mailbox {carol['address']} --target offsite"))
+    assert folder in out["folders_restored"]
+    imap.logout()
+    imap = mx1.imap(carol)
+    assert mailbox_state(imap)[folder] == [(kept_id, ("\\Seen",))]
+    imap.delete(folder)
     imap.logout()
 
 
@@ -196,6 +225,9 @@ def test_a_backup_run_while_the_backup_host_is_unreachable_fails_visibly_then_re
         assert client.check_output("systemctl is-failed mailstack-backup.service") == "failed"
         status = json.loads(client.check_output("mailstack-backup status"))
         assert "backup.acme.test" in status["last_error"]
+        # The other copy was still made.
+        assert "last_error" not in status["targets"]["offsite"]
+        assert status["targets"]["offsite"]["last_success"] >= status["last_attempt"]
         report = mailstack("backup-status", "inventory/lab.py", data=tool.data)
         assert report.returncode == 1
         assert re.search(r"mx1\.acme\.test .*backup\.acme\.test", report.stdout)

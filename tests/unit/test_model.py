@@ -138,6 +138,13 @@ BAD = {
     "backup without a backup host": (
         "backup: {tool: borg}\n" + VALID,
         "backup", "no host has the role backup"),
+    "backup repository URL for the wrong tool": (
+        "backup: {tool: borg, repositories: [{name: box, url: 's3:https://s3.example/b/{host}'}]}\n"
+        + WITH_BACKUP_HOST,
+        "backup.repositories[0].url", "is not a borg repository URL"),
+    "backup repository shared by every host": (
+        "backup: {repositories: [{name: box, url: 'sftp:u@box.example:/mail'}]}\n" + WITH_BACKUP_HOST,
+        "backup.repositories[0].url", "lacks {host}"),
     "webmail database unknown": (
         "webmail: {database: mysql}\n" + VALID,
         "webmail.database", "'mysql' is not a webmail database"),
