@@ -24,7 +24,7 @@ def packages():
     return ["openssh-client"] + TOOL_PACKAGES[backup.tool] if host.data.backup_secret else []
 
 
-def secret_file(name, content, mode="600"):
+def config_file(name, content, mode="600"):
     return files.put(name=f"backup: {CONFIG}/{name}", src=StringIO(content),
                      dest=f"{CONFIG}/{name}", mode=mode, user="root", group="root")
 
@@ -36,11 +36,11 @@ def apply():
     mail = host.data.mail
     me = next(h for h in mail.hosts if h.fqdn == host.data.fqdn)
     files.directory(name=f"backup: {CONFIG}", path=CONFIG, mode="700", user="root", group="root")
-    secret_file("passphrase", secret["passphrase"] + "\n")
-    secret_file("id_ed25519", secret["ssh_key"])
+    config_file("passphrase", secret["passphrase"] + "\n")
+    config_file("id_ed25519", secret["ssh_key"])
     for name, content in secret["environments"].items():
-        secret_file(f"{name}.env", content)
-    secret_file("settings.json", json.dumps(settings(mail, me), indent=1, sort_keys=True) + "\n",
+        config_file(f"{name}.env", content)
+    config_file("settings.json", json.dumps(settings(mail, me), indent=1, sort_keys=True) + "\n",
                 mode="644")
     template("backup_client", "/usr/local/sbin/mailstack-backup", mode="755", config=CONFIG)
     units = [template("backup_client", f"/etc/systemd/system/{unit}")

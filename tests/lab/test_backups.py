@@ -90,6 +90,10 @@ def mailbox_state(imap):
 
 
 def test_a_scheduled_backup_saves_mail_keys_certificates_and_databases(tool, hosts):
+    messages = hosts["mx1"].check_output(
+        "find /var/vmail/acme.test/alice/Maildir -type f -path '*/new/*' -o -type f -path '*/cur/*'"
+    ).split()
+    assert messages
     for name in ("mx1", "mx2", "dns"):
         assert hosts[name].service("mailstack-backup.timer").is_enabled
         assert hosts[name].service("mailstack-backup.timer").is_running
@@ -103,7 +107,7 @@ def test_a_scheduled_backup_saves_mail_keys_certificates_and_databases(tool, hos
     assert any(p.startswith("/etc/letsencrypt/accounts/") for p in saved)   # ACME account
     assert {"/var/backups/mailstack/roundcube.sqlite",                   # Roundcube database
             "/var/backups/mailstack/redis.rdb"} <= saved                 # rspamd's Bayes data
-    assert any(p.startswith("/var/vmail/acme.test/alice/Maildir/cur/") for p in saved)
+    assert set(messages) <= saved                                       # her mail
     assert any(p.startswith("/var/vmail/acme.test/alice/sieve") for p in saved) or \
         not hosts["mx1"].file("/var/vmail/acme.test/alice/sieve").exists
     dns_saved = hosts["backup"].check_output("mailstack-backup-server files dns.acme.test")
@@ -251,6 +255,26 @@ def test_a_restore_with_the_wrong_passphrase_is_refused_clearly(tool, hosts):
     assert result.rc != 0
     assert "wrong passphrase" in result.stderr, result.stderr
     assert len(result.stderr.strip().splitlines()) == 1
+
+
+def test_the_backup_host_applies_the_retention_and_checks_the_repositories(tool, hosts):
+    mx1, backup = hosts["mx1"], hosts["backup"]
+    assert back_up(mx1) == "success" and back_up(mx1) == "success"
+    history = server_snapshots(backup, "mx1.acme.test")
+    assert len(history) >= 2
+    newest_each_day = {s["time"][:10]: s["id"] for s in sorted(history, key=lambda s: s["time"])}
+    for job in ("prune", "check"):
+        assert backup.service(f"mailstack-backup-{job}.timer").is_enabled
+        assert backup.service(f"mailstack-backup-{job}.timer").is_running
+        backup.run(f"systemctl start mailstack-backup-{job}.service")
+        assert backup.check_output(f"systemctl show -P Result mailstack-backup-{job}.service") == "success"
+    # keep daily 7 (and weekly, monthly): the newest snapshot of each day stays; Borg
+    # also keeps the oldest while a rule has fewer than it may keep.
+    expected = set(newest_each_day.values())
+    if tool == "borg":
+        expected.add(min(history, key=lambda s: s["time"])["id"])
+    assert {s["id"] for s in server_snapshots(backup, "mx1.acme.test")} == expected
+    assert back_up(mx1) == "success"              # the host carries on after a prune
 
 
 def everything_a_user_sees(mx1, hosts, lab):
