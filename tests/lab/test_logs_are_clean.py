@@ -21,6 +21,7 @@ PROVOKED = [
     r"master: Warning: SIGHUP received - reloading configuration",      # renewal reload
     r"master: Warning: Processes aren't dying after reload",             # renewal reload
     r"master: Warning: Killed with signal 15",                          # mx1 stopped (outage)
+    r"log\(\d+\): Warning: Killed with signal 15",                       # Dovecot stopped (restore)
 ]
 # mx2 sees the same bad clients, and mx1 away during the outage scenarios.
 PROVOKED_MX2 = PROVOKED + [
