@@ -3,6 +3,7 @@ tree changed since the last deploy), then each test reads it over SSH and real
 mail protocols."""
 import http.client
 import json
+import os
 import socket
 import ssl
 import subprocess
@@ -18,6 +19,29 @@ from .mailclient import Server
 ROOT = Path(__file__).resolve().parents[2]
 LABCTL = [sys.executable, str(ROOT / "lab" / "labctl")]
 LAB_JSON = ROOT / ".lab" / "lab.json"
+LAB_DATA = ROOT / "inventory" / "lab" / "mail.yml"
+
+
+def lab_variant(path, *replacements, append=""):
+    """The lab's mail data with (old, new) replacements, written to `path`."""
+    text = LAB_DATA.read_text().replace("password_hashes_file: ../../.lab/",
+                                        f"password_hashes_file: {ROOT}/.lab/")
+    for old, new in replacements:
+        assert old in text, old
+        text = text.replace(old, new)
+    path.write_text(text + append)
+    return path
+
+
+def deploy(data, *limit, json_out=False):
+    """pyinfra's deploy of the lab from the mail data `data` (inventory/lab.py reads
+    MAILSTACK_LAB_DATA); with json_out, its operation results."""
+    cmd = [str(ROOT / ".venv" / "bin" / "pyinfra"), "-y", *(["--json"] if json_out else []),
+           *[a for h in limit for a in ("--limit", h)], "inventory/lab.py", "deploy.py"]
+    result = subprocess.run(cmd, cwd=ROOT, env={**os.environ, "MAILSTACK_LAB_DATA": str(data)},
+                            capture_output=True, text=True)
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    return json.loads(result.stdout)["results"]["operations"] if json_out else None
 
 
 @pytest.fixture(scope="session")

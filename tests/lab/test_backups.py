@@ -11,22 +11,11 @@ from collections import Counter
 
 import pytest
 
-from .conftest import LABCTL, ROOT
+from .conftest import LAB_DATA as DATA
+from .conftest import LABCTL, ROOT, deploy, lab_variant
 from .mailclient import message, wait_for_message, wait_until
 from .test_trusted_mail import received_on_outside
 
-PYINFRA = str(ROOT / ".venv" / "bin" / "pyinfra")
-DATA = ROOT / "inventory" / "lab" / "mail.yml"
-
-
-def deploy(data, *limit, json_out=None):
-    """pyinfra's deploy of the lab from `data`; with json_out, its operation results."""
-    cmd = [PYINFRA, "-y", *(["--json"] if json_out else []),
-           *[a for h in limit for a in ("--limit", h)], "inventory/lab.py", "deploy.py"]
-    result = subprocess.run(cmd, cwd=ROOT, env={**os.environ, "MAILSTACK_LAB_DATA": str(data)},
-                            capture_output=True, text=True)
-    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
-    return json.loads(result.stdout)["results"]["operations"] if json_out else None
 
 
 def mailstack(*args, data=DATA):
@@ -47,12 +36,10 @@ def tool(request, lab, tmp_path_factory):
     if tool == "restic":
         yield tool
         return
-    tool.data = tmp_path_factory.mktemp("borg") / "mail.yml"
-    tool.data.write_text(DATA.read_text()
-                         .replace("password_hashes_file: ../../.lab/", f"password_hashes_file: {ROOT}/.lab/")
-                         .replace("tool: restic", "tool: borg")
-                         .replace("sftp:offsite@10.66.0.20:/srv/offsite/{host}",
-                                  "ssh://offsite@10.66.0.20/srv/offsite/{host}-borg"))
+    tool.data = lab_variant(tmp_path_factory.mktemp("borg") / "mail.yml",
+                            ("tool: restic", "tool: borg"),
+                            ("sftp:offsite@10.66.0.20:/srv/offsite/{host}",
+                             "ssh://offsite@10.66.0.20/srv/offsite/{host}-borg"))
     deploy(tool.data)
     yield tool
     deploy(DATA)

@@ -2,7 +2,6 @@
 Chromium), and the settings mail clients fetch by themselves."""
 import http.client
 import imaplib
-import json
 import os
 import plistlib
 import re
@@ -21,7 +20,7 @@ from selenium.webdriver.common.by import By
 from selenium.webdriver.support.ui import Select, WebDriverWait
 
 from . import mailclient
-from .conftest import ROOT
+from .conftest import LAB_DATA, ROOT, deploy, lab_variant
 from .mailclient import IMAP, message, wait_for_message, wait_until
 from .test_spam_learning import BODY, learned, message_id_salt
 
@@ -313,27 +312,14 @@ def assert_login(mx1, box, password, wait=3):
             time.sleep(0.5)
 
 
-def deploy_mx1(data, json_out):
-    """Deploy mx1 alone from the mail data in `data`; pyinfra's operation results."""
-    subprocess.run([str(ROOT / ".venv" / "bin" / "pyinfra"), "-y", "--json", "--limit",
-                    "mx1.acme.test", "inventory/lab.py", "deploy.py"],
-                   env={**os.environ, "MAILSTACK_LAB_DATA": str(data)}, cwd=ROOT, check=True,
-                   stdout=json_out.open("w"))
-    return json.loads(json_out.read_text())["results"]["operations"]
-
-
 def test_with_postgresql_selected_webmail_keeps_its_users_in_postgresql(
         browser, hosts, mailbox, tmp_path):
     """The same lab with one line of data changed (webmail.database: postgresql)."""
-    default = ROOT / "inventory" / "lab" / "mail.yml"
-    variant = tmp_path / "mail.yml"
-    text = default.read_text().replace("password_hashes_file: ../../.lab/",
-                                       f"password_hashes_file: {ROOT}/.lab/")
-    variant.write_text(text + "\nwebmail: {database: postgresql}\n")
+    variant = lab_variant(tmp_path / "mail.yml", append="\nwebmail: {database: postgresql}\n")
     mx1, dave = hosts["mx1"], mailbox("dave@globex.test")
     psql = "runuser -u postgres -- psql -d roundcube -tAX -c"
     try:
-        deploy_mx1(variant, tmp_path / "first.json")
+        deploy(variant, "mx1.acme.test")
         name = f"Dave {time.time_ns()}"
         log_in(browser, dave)
         logged_in(browser)
@@ -346,12 +332,12 @@ def test_with_postgresql_selected_webmail_keeps_its_users_in_postgresql(
         # The role's password stays on the host, readable by root and the web server only.
         assert mx1.file("/etc/roundcube/mailstack-db.inc.php").mode == 0o640
         assert mx1.file("/etc/roundcube/mailstack-db.inc.php").group == "www-data"
-        second = deploy_mx1(variant, tmp_path / "second.json")
+        second = deploy(variant, "mx1.acme.test", json_out=True)
         assert [op["name"] for op in second if op["success"]] == []
         browser.get(f"https://{WEBMAIL}/?_task=settings&_action=identities")
         assert name in browser.find_element(By.ID, "identities-table").text
     finally:
-        deploy_mx1(default, tmp_path / "back.json")
+        deploy(LAB_DATA, "mx1.acme.test")
     # Back on SQLite (the default), webmail works as before.
     log_in(browser, dave)
     logged_in(browser)
