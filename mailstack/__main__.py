@@ -26,7 +26,7 @@ import shlex
 import sys
 
 from .model import DataError, load_system
-from .passwords import hash_password
+from .host.password import hash_password
 
 
 def load(path):

@@ -2,11 +2,9 @@
 import hashlib
 import json
 
+from .host.backup_tools import CLIENT_CONFIG, DUMPS, repository_path
 from .model import Host, MailSystem
 
-BASE = "/srv/mailstack-backup"          # on the backup hosts
-DUMPS = "/var/backups/mailstack"        # consistent copies of databases, made before each run
-CONFIG = "/etc/mailstack/backup"        # on each backed-up host: passphrase, SSH key, settings
 STATUS_COMMAND = ("/usr/local/sbin/mailstack-backup status 2>/dev/null || echo '{}'; "
                   "systemctl show -P NextElapseUSecRealtime mailstack-backup.timer")
 
@@ -19,6 +17,14 @@ BY_ROLE = {
     "backup_mx": ["/etc/postfix", "/etc/rspamd", "/var/lib/rspamd", "/etc/nginx"],
     "dns": ["/etc/knot", "/var/lib/knot"],
 }
+
+
+def server_settings(system: MailSystem, clients_secrets) -> dict:
+    """A backup host's clients.json (mailstack-backup-server)."""
+    tool = system.backup.tool
+    return {"tool": tool, "keep": system.backup.keep,
+            "clients": [{"host": fqdn, "user": account(fqdn), "repository": repository_path(fqdn, tool)}
+                        for fqdn in sorted(clients_secrets)]}
 
 
 def clients(system: MailSystem) -> list[Host]:
@@ -34,16 +40,12 @@ def account(fqdn: str) -> str:
     return name
 
 
-def repository(fqdn: str, tool: str) -> str:
-    return f"{BASE}/{fqdn}/{tool}"
-
-
 def paths(host: Host) -> list[str]:
     return list(dict.fromkeys(COMMON + [p for r in host.roles for p in BY_ROLE.get(r, [])]))
 
 
 def settings(system: MailSystem, host: Host) -> dict:
-    """The client's /etc/mailstack/backup/settings.json."""
+    """The client's settings.json (mailstack-backup, mailstack/host/backup.py)."""
     b = system.backup
     by_fqdn = {h.fqdn: h for h in system.hosts}
     return {
@@ -54,10 +56,10 @@ def settings(system: MailSystem, host: Host) -> dict:
         "postmaster": system.postmaster,
         "roundcube_database": system.webmail.database if "primary_mx" in host.roles else None,
         "targets": [{"host": t, "address": by_fqdn[t].address, "user": account(host.fqdn),
-                     "repository": repository(host.fqdn, b.tool)} for t in b.targets]
+                     "repository": repository_path(host.fqdn, b.tool)} for t in b.targets]
                    # The operator's own repositories: nobody prunes them for us.
                    + [{"host": r.name, "url": r.url.replace("{host}", host.fqdn),
-                       "environment": f"{CONFIG}/{r.name}.env" if r.environment else None,
+                       "environment": f"{CLIENT_CONFIG}/{r.name}.env" if r.environment else None,
                        "keep": b.keep} for r in b.repositories],
     }
 

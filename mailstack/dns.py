@@ -77,6 +77,17 @@ def mail_domain_records(system: MailSystem, domain: str, facts) -> list[tuple[st
     return records
 
 
+def zone_names(system: MailSystem, extra_zones=None) -> list[str]:
+    """Every zone the system's DNS serves: the mail domains and any extra zones."""
+    return sorted({d.name for d in system.domains} | set(extra_zones or {}))
+
+
+def web_names(system: MailSystem, *sites) -> list[str]:
+    """The primary's HTTPS names (<site>.<domain>) for `sites` (default: all of
+    WEB_NAMES), for every mail domain."""
+    return [f"{site}.{d.name}" for d in system.domains for site in sites or WEB_NAMES]
+
+
 def zone_records(system: MailSystem, extra_zones=None, facts=None) -> dict[str, list[Record]]:
     """Records for every mail domain (and extra zones: {zone: {mx, hosts, txt}}),
     grouped by zone. Host A/AAAA and TLSA records land in the zone holding the

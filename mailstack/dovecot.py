@@ -1,36 +1,18 @@
 """Dovecot user, password and retention files derived from the model (pure logic)."""
-import hashlib
-
+from .host.password import current_hash
 from .model import MailSystem
 
 VMAIL_UID = 5000
 # Dovecot's quota-status policy service, asked by Postfix at RCPT time.
 QUOTA_STATUS_PORT = 12340
-# Dovecot's %s: the service asking. "smtp" is Postfix's SASL (submission),
-# "sieve" is ManageSieve.
-SERVICES = ("imap", "pop3", "smtp", "sieve")
-# Passwords users changed themselves (webmail), kept on the host across deploys.
-PASSWORD_CHANGES = "/var/lib/mailstack/password-changes"
-
-
-def password_changes(text: str) -> dict:
-    """{address: (sha256 of the data's hash it replaced, new hash)} from the host's
-    password-changes file (written by mailstack-password)."""
-    return {a: (base, new) for a, base, new in (line.split() for line in text.splitlines() if line.strip())}
-
-
-def current_hash(mailbox, changes) -> str:
-    """A password changed by its user wins until the data's hash changes."""
-    base, new = (changes or {}).get(mailbox.address, (None, None))
-    if base == hashlib.sha256(mailbox.password_hash.encode()).hexdigest():
-        return new
-    return mailbox.password_hash
 
 
 def passwd_file(system: MailSystem, service: str, changes=None) -> str:
-    """Only mailboxes allowed to use `service` can log in to it."""
+    """Only mailboxes allowed to use `service` (host.password.SERVICES) can log in
+    to it; `changes`: the host's password changes (host.password.parse_changes)."""
     allowed = [m for m in system.mailboxes if service in ("smtp", "sieve") or service in m.protocols]
-    return "".join(f"{m.address}:{current_hash(m, changes)}\n" for m in allowed)
+    return "".join(f"{m.address}:{current_hash(m.address, m.password_hash, changes)}\n"
+                   for m in allowed)
 
 
 def users_file(system: MailSystem) -> str:

@@ -13,6 +13,8 @@ from pathlib import Path
 
 import yaml
 
+from .host.backup_tools import TOOLS
+
 PROTOCOLS = ("imap", "pop3")
 HOST_ROLES = ("primary_mx", "backup_mx", "backup", "dns")
 # Dovecot schemes we accept; the value after the prefix must look like that scheme.
@@ -25,16 +27,62 @@ HASH_SCHEMES = {
 CRYPT_PREFIX = {"$6$": "SHA512-CRYPT", "$5$": "SHA256-CRYPT", "$2y$": "BLF-CRYPT",
                 "$2b$": "BLF-CRYPT", "$2a$": "BLF-CRYPT", "$argon2id$": "ARGON2ID"}
 DURATION_UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 7 * 86400}
-# How long mail is kept after it leaves a user's sight (see README, "Mailbox options").
-RETENTION_DEFAULTS = {
-    "pop3_deleted": "30d",  # deleted by a POP3 client: still there for IMAP and webmail
-    "expunged": "15d",      # expunged over IMAP: recoverable by the operator
-    "trash": "30d",         # in Trash: expunged after
-    "junk": "30d",          # in Junk: expunged after
-}
 SIZE_UNITS = {"": 1, "B": 1, "K": 1024, "M": 1024**2, "G": 1024**3, "T": 1024**4}
 DOMAIN_RE = re.compile(r"^(?=.{1,253}$)([a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?\.)+[a-z][a-z0-9-]{0,61}[a-z0-9]$")
 LOCALPART_RE = re.compile(r"^[a-z0-9!#$%&'*/=?^_`{|}~-]+(\.[a-z0-9!#$%&'*/=?^_`{|}~-]+)*$")
+WEBMAIL_DATABASES = ("sqlite", "postgresql")
+BACKUP_TOOLS = tuple(TOOLS)
+LETS_ENCRYPT = "https://acme-v02.api.letsencrypt.org/directory"
+DMARC_POLICIES = ("none", "quarantine", "reject")
+MTA_STS_MODES = ("enforce", "testing", "none")
+TSIG_ALGORITHMS = ("hmac-sha256", "hmac-sha384", "hmac-sha512")
+TLS_VERSIONS = ("TLSv1.2", "TLSv1.3")   # oldest first
+
+# --- settings ------------------------------------------------------------------
+# Every optional setting of the mail data and its default, written as in mail.yml:
+# the parser reads a default exactly as it reads the file's own value. README.md
+# shows the same defaults in its option tables (tests/unit/test_settings_documented.py
+# fails when the two differ).
+DEFAULTS = {
+    # Mailbox options: under defaults:, on a domain (for its mailboxes), on a mailbox.
+    "defaults.protocols": ["imap"],            # access protocols a mailbox may log in with
+    "defaults.quota": "1G",                    # storage limit of each mailbox
+    "defaults.retention.pop3_deleted": "30d",  # deleted by a POP3 client: still there for IMAP and webmail
+    "defaults.retention.expunged": "15d",      # expunged over IMAP: recoverable by the operator
+    "defaults.retention.trash": "30d",         # in Trash: expunged after
+    "defaults.retention.junk": "30d",          # in Junk: expunged after
+    "domains[].greylisting": True,             # new senders to a domain are greylisted
+    # The whole mail system.
+    "limits.message_size": "50M",              # largest message accepted or sent
+    "limits.recipients": 100,                  # recipients of one message
+    "limits.messages_per_minute": 60,          # messages a minute from one connecting client
+    "quota_warnings": [95, 80],                # % of its quota at which a mailbox gets a warning mail
+    "tls.min_version": "TLSv1.2",              # oldest TLS of Postfix (in and out), Dovecot and nginx
+    "tls.acme_directory": LETS_ENCRYPT,        # the ACME CA the certificates come from
+    "greylisting.delay": "5m",                 # a new sender's retry is accepted after this
+    "greylisting.exempt_networks": [],         # clients never greylisted (CIDR)
+    "spam.reject": 15,                         # rspamd score above which mail is refused at SMTP time
+    "spam.junk": 6,                            # ... above which it is marked as spam (filed in Junk)
+    "spam.greylist": 4,                        # ... above which a new sender is greylisted
+    "queue.lifetime": "7d",                    # a backup MX holds mail this long, then bounces it
+    "queue.retry_min": "5m",                   # its first retry to the primary
+    "queue.retry_max": "1h",                   # retries back off up to this
+    "webmail.database": "sqlite",              # Roundcube's own database (or postgresql)
+    "backup.tool": "restic",                   # restic or borg (mailstack/host/backup_tools.py)
+    "backup.schedule": "daily",                # systemd OnCalendar of the backup run
+    "backup.randomized_delay": "1h",           # backup runs spread over this window
+    "backup.keep": {"daily": 7, "weekly": 4, "monthly": 12},  # snapshots kept (pruned on the backup host)
+    "backup.check": "weekly",                  # OnCalendar of the repository check (backup host)
+    "backup.repositories": [],                 # more copies, at the operator's storage providers
+    "dns.ttl": 300,                            # TTL of the published records (seconds)
+    "dns.dmarc_policy": "reject",              # DMARC p=
+    "dns.dkim_key_size": 2048,                 # DKIM RSA key bits
+    "dns.mta_sts_mode": "enforce",             # mode of our MTA-STS policy
+    "dns.publish.port": 53,                    # port of the RFC 2136 server
+    "dns.publish.tsig_algorithm": "hmac-sha256",  # TSIG algorithm of the updates
+}
+RETENTION_DEFAULTS = {key.rsplit(".", 1)[1]: value for key, value in DEFAULTS.items()
+                      if key.startswith("defaults.retention.")}
 
 
 class DataError(Exception):
@@ -120,21 +168,25 @@ class Limits:
 class TLS:
     acme_directory: str
     acme_email: str
+    min_version: str = DEFAULTS["tls.min_version"]   # one of TLS_VERSIONS
+
+    @property
+    def versions(self) -> tuple[str, ...]:
+        """Every TLS version allowed, oldest first (nginx lists them)."""
+        return TLS_VERSIONS[TLS_VERSIONS.index(self.min_version):]
+
+
+@dataclass(frozen=True)
+class Spam:
+    """rspamd's action thresholds (scores), lowest to highest."""
+    greylist: float = DEFAULTS["spam.greylist"]
+    junk: float = DEFAULTS["spam.junk"]
+    reject: float = DEFAULTS["spam.reject"]
 
 
 @dataclass(frozen=True)
 class Webmail:
     database: str   # Roundcube's own database: sqlite or postgresql (on the same host)
-
-
-WEBMAIL_DATABASES = ("sqlite", "postgresql")
-BACKUP_TOOLS = ("restic", "borg")
-KEEP_DEFAULTS = {"daily": 7, "weekly": 4, "monthly": 12}
-# Repository URLs each tool takes (restic: its backends; Borg: SSH).
-REPOSITORY_URL = {
-    "restic": r"(s3:|sftp:|rest:|b2:|azure:|gs:|swift:|rclone:|/)\S+",
-    "borg": r"ssh://\S+",
-}
 
 
 @dataclass(frozen=True)
@@ -156,10 +208,6 @@ class Backup:
     keep: dict                      # {"daily": 7, "weekly": 4, "monthly": 12}
     check: str                      # OnCalendar of the repository check (backup host)
     repositories: tuple[Repository, ...] = ()   # more copies, e.g. another provider
-LETS_ENCRYPT = "https://acme-v02.api.letsencrypt.org/directory"
-DMARC_POLICIES = ("none", "quarantine", "reject")
-MTA_STS_MODES = ("enforce", "testing", "none")
-TSIG_ALGORITHMS = ("hmac-sha256", "hmac-sha384", "hmac-sha512")
 
 
 @dataclass(frozen=True)
@@ -193,8 +241,12 @@ class MailSystem:
     dns: MailDNS
     greylisting: Greylisting
     queue: Queue
-    webmail: Webmail = Webmail("sqlite")
+    webmail: Webmail = Webmail(DEFAULTS["webmail.database"])
     backup: Backup | None = None
+    # Quota percentages that send the user a warning mail, highest first (Dovecot
+    # runs only the first level crossed).
+    quota_warnings: tuple[int, ...] = tuple(DEFAULTS["quota_warnings"])
+    spam: Spam = Spam()
 
     def hosts_with(self, role):
         return [h for h in self.hosts if role in h.roles]
@@ -251,6 +303,12 @@ class _Reader:
             if key not in value or value[key] is None:
                 self.fail(_join(where, key), "is required")
         return value
+
+    def setting(self, raw, key, check=None):
+        """The value raw gives the last part of `key` (a key of DEFAULTS), else its
+        default; check(value, key) validates and converts it."""
+        value = raw.get(key.split(".")[-1], DEFAULTS[key])
+        return check(value, key) if check else value
 
     def listof(self, value, where, allow_empty=True):
         if isinstance(value, str):
@@ -352,12 +410,12 @@ def parse_system(raw, path) -> MailSystem:
     r.mapping(raw, "", required=("hosts", "domains"),
               optional=("name", "defaults", "limits", "mailboxes", "aliases",
                         "password_hashes_file", "postmaster", "tls", "dns", "greylisting", "queue",
-                        "webmail", "backup"))
+                        "webmail", "backup", "quota_warnings", "spam"))
     hosts = _hosts(r, raw["hosts"])
     defaults = r.mapping(raw.get("defaults") or {}, "defaults",
                          optional=("quota", "protocols", "retention"))
-    default_quota = r.size(defaults.get("quota", "1G"), "defaults.quota")
-    default_protocols = r.protocols(defaults.get("protocols", ["imap"]), "defaults.protocols")
+    default_quota = r.setting(defaults, "defaults.quota", r.size)
+    default_protocols = r.setting(defaults, "defaults.protocols", r.protocols)
     builtin = Retention(**{k: r.duration(v, "") for k, v in RETENTION_DEFAULTS.items()})
     default_retention = r.retention(defaults.get("retention") or {}, "defaults.retention", builtin)
     domains = _domains(r, raw["domains"], default_quota, default_protocols, default_retention)
@@ -380,43 +438,77 @@ def parse_system(raw, path) -> MailSystem:
 
     limits_raw = r.mapping(raw.get("limits") or {}, "limits",
                            optional=("message_size", "recipients", "messages_per_minute"))
-    limits = Limits(r.size(limits_raw.get("message_size", "50M"), "limits.message_size"),
-                    r.positive(limits_raw.get("recipients", 100), "limits.recipients"),
-                    r.positive(limits_raw.get("messages_per_minute", 60), "limits.messages_per_minute"))
+    limits = Limits(r.setting(limits_raw, "limits.message_size", r.size),
+                    r.setting(limits_raw, "limits.recipients", r.positive),
+                    r.setting(limits_raw, "limits.messages_per_minute", r.positive))
 
     postmaster = r.address(raw.get("postmaster", f"postmaster@{domains[0].name}"), "postmaster")
     if postmaster.split("@")[1] in names and postmaster not in local:
         r.fail("postmaster", f"'{postmaster}' is not a mailbox or alias")
-    tls_raw = r.mapping(raw.get("tls") or {}, "tls", optional=("acme_directory", "acme_email"))
-    directory = tls_raw.get("acme_directory", LETS_ENCRYPT)
+    tls_raw = r.mapping(raw.get("tls") or {}, "tls",
+                        optional=("acme_directory", "acme_email", "min_version"))
+    directory = r.setting(tls_raw, "tls.acme_directory")
     if not isinstance(directory, str) or not re.fullmatch(r"https://[^\s/]+(/\S*)?", directory):
         r.fail("tls.acme_directory", f"'{directory}' is not an https:// URL")
-    tls = TLS(directory, r.address(tls_raw.get("acme_email", postmaster), "tls.acme_email"))
+    min_version = r.setting(tls_raw, "tls.min_version")
+    if min_version not in TLS_VERSIONS:
+        r.fail("tls.min_version", f"'{min_version}' is not a TLS version "
+                                  f"(allowed: {', '.join(TLS_VERSIONS)})")
+    tls = TLS(directory, r.address(tls_raw.get("acme_email", postmaster), "tls.acme_email"),
+              min_version)
     name = raw.get("name") or path.parent.name
     grey = r.mapping(raw.get("greylisting") or {}, "greylisting",
                      optional=("delay", "exempt_networks"))
-    networks = r.listof(grey.get("exempt_networks") or [], "greylisting.exempt_networks")
+    networks = r.listof(grey.get("exempt_networks") or DEFAULTS["greylisting.exempt_networks"],
+                        "greylisting.exempt_networks")
     for i, n in enumerate(networks):
         try:
             ipaddress.ip_network(str(n), strict=False)
         except ValueError:
             r.fail(f"greylisting.exempt_networks[{i}]", f"'{n}' is not a network (e.g. 192.0.2.0/24)")
-    greylisting = Greylisting(r.duration(grey.get("delay", "5m"), "greylisting.delay"),
+    greylisting = Greylisting(r.setting(grey, "greylisting.delay", r.duration),
                               tuple(str(n) for n in networks))
     q = r.mapping(raw.get("queue") or {}, "queue", optional=("lifetime", "retry_min", "retry_max"))
-    queue = Queue(r.duration(q.get("lifetime", "7d"), "queue.lifetime"),
-                  r.duration(q.get("retry_min", "5m"), "queue.retry_min"),
-                  r.duration(q.get("retry_max", "1h"), "queue.retry_max"))
+    queue = Queue(r.setting(q, "queue.lifetime", r.duration),
+                  r.setting(q, "queue.retry_min", r.duration),
+                  r.setting(q, "queue.retry_max", r.duration))
     if queue.retry_min > queue.retry_max:
         r.fail("queue.retry_min", f"'{q.get('retry_min')}' is longer than queue.retry_max")
     w = r.mapping(raw.get("webmail") or {}, "webmail", optional=("database",))
-    database = w.get("database", "sqlite")
+    database = r.setting(w, "webmail.database")
     if database not in WEBMAIL_DATABASES:
         r.fail("webmail.database", f"'{database}' is not a webmail database "
                                    f"(allowed: {', '.join(WEBMAIL_DATABASES)})")
     return MailSystem(name, hosts, domains, mailboxes, aliases, limits, postmaster, tls,
                       _dns(r, raw.get("dns") or {}, postmaster), greylisting, queue,
-                      Webmail(database), _backup(r, raw.get("backup"), hosts))
+                      Webmail(database), _backup(r, raw.get("backup"), hosts),
+                      _quota_warnings(r, raw), _spam(r, raw.get("spam") or {}))
+
+
+def _quota_warnings(r, raw):
+    levels = r.setting(raw, "quota_warnings", r.listof)
+    for i, level in enumerate(levels):
+        if isinstance(level, bool) or not isinstance(level, int) or not 1 <= level <= 99:
+            r.fail(f"quota_warnings[{i}]", f"'{level}' is not a percentage from 1 to 99")
+        if level in levels[:i]:
+            r.fail(f"quota_warnings[{i}]", f"duplicate level '{level}'")
+    return tuple(sorted(levels, reverse=True))
+
+
+def _spam(r, raw):
+    r.mapping(raw, "spam", optional=("greylist", "junk", "reject"))
+    scores, below = {}, None
+    for key in ("greylist", "junk", "reject"):      # lowest first: each above the one before
+        value = r.setting(raw, f"spam.{key}")
+        if isinstance(value, bool) or not isinstance(value, (int, float)) or value <= 0:
+            r.fail(f"spam.{key}", f"'{value}' is not a positive score")
+        if below and value <= scores[below]:
+            # Blame the one the file sets (the other is the default).
+            if key in raw or below not in raw:
+                r.fail(f"spam.{key}", f"'{value}' is not above spam.{below} ({scores[below]})")
+            r.fail(f"spam.{below}", f"'{scores[below]}' is not below spam.{key} ({value})")
+        scores[key], below = value, key
+    return Spam(**scores)
 
 
 def _backup(r, raw, hosts):
@@ -427,18 +519,19 @@ def _backup(r, raw, hosts):
                                                    "keep", "check", "repositories"))
     if not targets:
         r.fail("backup", "no host has the role backup (the backups' destination)")
-    tool = raw.get("tool", "restic")
+    tool = r.setting(raw, "backup.tool")
     if tool not in BACKUP_TOOLS:
         r.fail("backup.tool", f"'{tool}' is not a backup tool (allowed: {', '.join(BACKUP_TOOLS)})")
     repositories = []
-    for i, repo in enumerate(r.listof(raw.get("repositories") or [], "backup.repositories")):
+    repositories_raw = raw.get("repositories") or DEFAULTS["backup.repositories"]
+    for i, repo in enumerate(r.listof(repositories_raw, "backup.repositories")):
         where = f"backup.repositories[{i}]"
         r.mapping(repo, where, required=("name", "url"), optional=("environment",))
         name, url, env = repo["name"], repo["url"], repo.get("environment")
         if not isinstance(name, str) or not re.fullmatch(r"[a-z0-9][a-z0-9-]{0,30}", name) \
                 or name in targets or name in [x.name for x in repositories]:
             r.fail(f"{where}.name", f"'{name}' is not a new repository name (a-z, 0-9, -)")
-        if not isinstance(url, str) or not re.fullmatch(REPOSITORY_URL[tool], url):
+        if not isinstance(url, str) or not re.fullmatch(TOOLS[tool].url, url):
             r.fail(f"{where}.url", f"'{url}' is not a {tool} repository URL")
         if "{host}" not in url:
             r.fail(f"{where}.url", f"'{url}' lacks {{host}} (each host needs its own repository)")
@@ -446,43 +539,44 @@ def _backup(r, raw, hosts):
             r.fail(f"{where}.environment", f"'{env}' is not a file name in secrets/<system>/backup/")
         repositories.append(Repository(name, url, env))
     schedules = {}
-    for key, default in (("schedule", "daily"), ("check", "weekly")):
-        value = raw.get(key, default)
+    for key in ("schedule", "check"):
+        value = r.setting(raw, f"backup.{key}")
         # An OnCalendar expression: letters, digits and *-:,./~ and spaces only.
         if not isinstance(value, str) or not re.fullmatch(r"[A-Za-z0-9*:,./~ -]{1,64}", value):
             r.fail(f"backup.{key}", f"'{value}' is not a systemd calendar expression "
                                     "(e.g. daily, or *-*-* 03:00)")
         schedules[key] = value
-    keep_raw = r.mapping(raw.get("keep") or {}, "backup.keep", optional=tuple(KEEP_DEFAULTS))
-    keep = {k: r.positive(keep_raw.get(k, v), f"backup.keep.{k}") for k, v in KEEP_DEFAULTS.items()}
+    keep_defaults = DEFAULTS["backup.keep"]
+    keep_raw = r.mapping(raw.get("keep") or {}, "backup.keep", optional=tuple(keep_defaults))
+    keep = {k: r.positive(keep_raw.get(k, v), f"backup.keep.{k}") for k, v in keep_defaults.items()}
     return Backup(tool, tuple(targets), schedules["schedule"],
-                  r.duration(raw.get("randomized_delay", "1h"), "backup.randomized_delay"),
+                  r.setting(raw, "backup.randomized_delay", r.duration),
                   keep, schedules["check"], tuple(repositories))
 
 
 def _dns(r, raw, postmaster):
     r.mapping(raw, "dns", optional=("ttl", "dmarc_policy", "dmarc_reports", "dkim_key_size",
                                     "mta_sts_mode", "publish"))
-    policy = raw.get("dmarc_policy", "reject")
+    policy = r.setting(raw, "dns.dmarc_policy")
     if policy not in DMARC_POLICIES:
         r.fail("dns.dmarc_policy", f"'{policy}' is not a DMARC policy (allowed: {', '.join(DMARC_POLICIES)})")
-    key_size = raw.get("dkim_key_size", 2048)
+    key_size = r.setting(raw, "dns.dkim_key_size")
     if key_size not in (2048, 3072, 4096):
         r.fail("dns.dkim_key_size", f"'{key_size}' is not a DKIM RSA key size (2048, 3072 or 4096)")
-    mode = raw.get("mta_sts_mode", "enforce")
+    mode = r.setting(raw, "dns.mta_sts_mode")
     if mode not in MTA_STS_MODES:
         r.fail("dns.mta_sts_mode", f"'{mode}' is not an MTA-STS mode (allowed: {', '.join(MTA_STS_MODES)})")
     publish = None
     if raw.get("publish") is not None:
         p = r.mapping(raw["publish"], "dns.publish", required=("server",),
                       optional=("port", "tsig_algorithm"))
-        algorithm = p.get("tsig_algorithm", "hmac-sha256")
+        algorithm = r.setting(p, "dns.publish.tsig_algorithm")
         if algorithm not in TSIG_ALGORITHMS:
             r.fail("dns.publish.tsig_algorithm",
                    f"unknown TSIG algorithm '{algorithm}' (allowed: {', '.join(TSIG_ALGORITHMS)})")
-        publish = Publishing(str(p["server"]), r.positive(p.get("port", 53), "dns.publish.port"),
+        publish = Publishing(str(p["server"]), r.setting(p, "dns.publish.port", r.positive),
                              algorithm)
-    return MailDNS(r.positive(raw.get("ttl", 300), "dns.ttl"), policy,
+    return MailDNS(r.setting(raw, "dns.ttl", r.positive), policy,
                    r.address(raw.get("dmarc_reports", postmaster), "dns.dmarc_reports"),
                    key_size, mode, publish)
 
@@ -524,7 +618,8 @@ def _domains(r, raw, default_quota, default_protocols, default_retention):
             d = {"name": d}
         r.mapping(d, where, required=("name",),
                   optional=("quota", "protocols", "catch_all", "retention", "greylisting"))
-        if not isinstance(d.get("greylisting", True), bool):
+        greylisting = r.setting(d, "domains[].greylisting")
+        if not isinstance(greylisting, bool):
             r.fail(f"{where}.greylisting", f"'{d['greylisting']}' is not true or false")
         name = r.domain(d["name"], f"{where}.name")
         if name in seen:
@@ -538,7 +633,7 @@ def _domains(r, raw, default_quota, default_protocols, default_retention):
             r.size(d["quota"], f"{where}.quota") if "quota" in d else default_quota,
             r.protocols(d["protocols"], f"{where}.protocols") if "protocols" in d else default_protocols,
             r.retention(d.get("retention") or {}, f"{where}.retention", default_retention),
-            catch_all, d.get("greylisting", True)))
+            catch_all, greylisting))
     return tuple(domains)
 
 

@@ -1,23 +1,103 @@
-"""One module per service. Each role has:
+"""Services: one module here per service a host runs.
 
-PACKAGES   Debian packages it needs (deploy.py installs them all in one apt run);
-           a role whose packages depend on the data has packages() instead
-DEBCONF    debconf answers to seed before installing (optional)
-apply()    configure the service from host.data.mail and (re)start it on change
+Two words, two things: a host's *roles* in the data (primary_mx, backup_mx, backup,
+dns) say what the host is for; deploy.py turns them into the *services* here
+(Postfix, Dovecot, ...), each a Service with the same three stages:
+
+packages()   the Debian packages it needs (deploy.py installs every service's in one
+             apt run); `debconf` holds answers for them, seeded before the install
+configure()  render its files from host.data.mail; self.template() and self.put()
+             remember what changed
+activate()   check the configuration, then (re)start or reload the daemon only if a
+             file it reads changed (self.restart_on_change)
+
+A service gives other services what they need as named values (tls.CERT,
+rspamd.MILTER), never as strings to take apart.
 """
+from io import StringIO
 from pathlib import Path
 
 from pyinfra import host
-from pyinfra.operations import files
+from pyinfra.operations import files, server, systemd
+from pyinfra.operations.util import any_changed
+
+from mailstack.host import PROGRAMS, launcher
 
 TEMPLATES = Path(__file__).resolve().parent.parent / "templates"
 
 
-def template(role, dest, mode="644", user="root", group="root", **context):
-    """Render templates/<role><dest>.j2 (the template mirrors the target path)."""
-    return files.template(
-        name=f"{role}: {dest}",
-        src=str(TEMPLATES / role / (dest.lstrip("/") + ".j2")),
-        dest=dest, mode=mode, user=user, group=group,
-        jinja_env_kwargs={"trim_blocks": True, "lstrip_blocks": True},
-        mail=host.data.mail, **context)
+class Service:
+    name = ""
+    PACKAGES: tuple = ()
+    # Debian package -> debconf answers, seeded wherever that package is installed.
+    debconf: dict = {}
+
+    def packages(self) -> list[str]:
+        return list(self.PACKAGES)
+
+    def apply(self):
+        self.changed = []     # per host: deploy code runs once for each host
+        self.configure()
+        self.activate()
+
+    def configure(self):
+        pass
+
+    def activate(self):
+        pass
+
+    def template(self, dest, mode="644", user="root", group="root", watch=True, **context):
+        """Render templates/<service><dest>.j2 (the template mirrors the target path).
+        watch: a change restarts the service (activate)."""
+        op = files.template(
+            name=f"{self.name}: {dest}",
+            src=str(TEMPLATES / self.name / (dest.lstrip("/") + ".j2")),
+            dest=dest, mode=mode, user=user, group=group,
+            jinja_env_kwargs={"trim_blocks": True, "lstrip_blocks": True},
+            mail=host.data.mail, **context)
+        if watch:
+            self.changed.append(op)
+        return op
+
+    def put(self, dest, content, mode="644", user="root", group="root", watch=True, **kwargs):
+        """Write `content` (a string made from the model) to `dest`."""
+        op = files.put(name=f"{self.name}: {dest}", src=StringIO(content), dest=dest, mode=mode,
+                       user=user, group=group, **kwargs)
+        if watch:
+            self.changed.append(op)
+        return op
+
+    def program(self, name):
+        """The launcher of a host program (mailstack/host/, installed by base)."""
+        return self.put(f"/usr/local/sbin/{name}", launcher(PROGRAMS[name]), mode="755",
+                        watch=False)
+
+    def restart_on_change(self, unit, check=None, reload=False, changed=None):
+        """Validate the rendered configuration with `check`, then restart (or reload)
+        `unit`, only when one of `changed` (default: every watched file) changed."""
+        when = any_changed(*(self.changed if changed is None else changed))
+        if check:
+            server.shell(name=f"{self.name}: check configuration", commands=[check], _if=when)
+        systemd.service(name=f"{self.name}: {'reload' if reload else 'restart'} {unit}",
+                        service=unit, running=True, enabled=True, restarted=not reload,
+                        reloaded=reload, _if=when)
+
+    def units(self, *names, start=()):
+        """systemd units of our own (templates), reloaded into systemd when changed;
+        `start`: the ones to keep enabled and running (timers)."""
+        rendered = [self.template(f"/etc/systemd/system/{n}", watch=False) for n in names]
+        systemd.daemon_reload(name=f"{self.name}: systemd reload", _if=any_changed(*rendered))
+        for unit in start:
+            systemd.service(name=f"{self.name}: {unit}", service=unit, running=True, enabled=True)
+        return rendered
+
+
+class Checkpoint(Service):
+    """An operation every host runs at the same point of the deploy: pyinfra runs
+    it on all hosts at once, so everything before it is done everywhere first."""
+
+    def __init__(self, name):
+        self.name = name
+
+    def configure(self):
+        server.shell(name=f"Wait: {self.name}", commands=["true"], _if=lambda: False)

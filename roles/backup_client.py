@@ -7,45 +7,40 @@ there once, never in git): a replacement machine gets the same ones from a norma
 deploy, which is what lets it read its predecessor's backups.
 """
 import json
-from io import StringIO
 
 from pyinfra import host
-from pyinfra.operations import files, systemd
-from pyinfra.operations.util import any_changed
+from pyinfra.operations import files
 
-from mailstack.backup import CONFIG, settings
-from roles import template
-
-TOOL_PACKAGES = {"restic": ["restic"], "borg": ["borgbackup"]}
+from mailstack.backup import settings
+from mailstack.host.backup_tools import CLIENT_CONFIG, TOOLS
+from roles import Service
 
 
-def packages():
-    backup = host.data.mail.backup
-    return ["openssh-client"] + TOOL_PACKAGES[backup.tool] if host.data.backup_secret else []
+class BackupClient(Service):
+    name = "backup_client"
+
+    def packages(self):
+        if not host.data.backup_secret:
+            return []
+        return ["openssh-client", *TOOLS[host.data.mail.backup.tool].packages]
+
+    def configure(self):
+        secret = host.data.backup_secret
+        if not secret:
+            return
+        mail = host.data.mail
+        me = next(h for h in mail.hosts if h.fqdn == host.data.fqdn)
+        files.directory(name=f"backup: {CLIENT_CONFIG}", path=CLIENT_CONFIG, mode="700",
+                        user="root", group="root")
+        secrets = {"passphrase": secret["passphrase"] + "\n", "id_ed25519": secret["ssh_key"],
+                   **{f"{name}.env": text for name, text in secret["environments"].items()}}
+        for name, content in secrets.items():
+            self.put(f"{CLIENT_CONFIG}/{name}", content, mode="600", watch=False)
+        self.put(f"{CLIENT_CONFIG}/settings.json",
+                 json.dumps(settings(mail, me), indent=1, sort_keys=True) + "\n", watch=False)
+        self.program("mailstack-backup")
+        self.units("mailstack-backup.service", "mailstack-backup-failed.service",
+                   "mailstack-backup.timer", start=["mailstack-backup.timer"])
 
 
-def config_file(name, content, mode="600"):
-    return files.put(name=f"backup: {CONFIG}/{name}", src=StringIO(content),
-                     dest=f"{CONFIG}/{name}", mode=mode, user="root", group="root")
-
-
-def apply():
-    secret = host.data.backup_secret
-    if not secret:
-        return
-    mail = host.data.mail
-    me = next(h for h in mail.hosts if h.fqdn == host.data.fqdn)
-    files.directory(name=f"backup: {CONFIG}", path=CONFIG, mode="700", user="root", group="root")
-    config_file("passphrase", secret["passphrase"] + "\n")
-    config_file("id_ed25519", secret["ssh_key"])
-    for name, content in secret["environments"].items():
-        config_file(f"{name}.env", content)
-    config_file("settings.json", json.dumps(settings(mail, me), indent=1, sort_keys=True) + "\n",
-                mode="644")
-    template("backup_client", "/usr/local/sbin/mailstack-backup", mode="755", config=CONFIG)
-    units = [template("backup_client", f"/etc/systemd/system/{unit}")
-             for unit in ("mailstack-backup.service", "mailstack-backup-failed.service",
-                          "mailstack-backup.timer")]
-    systemd.daemon_reload(name="backup: systemd reload", _if=any_changed(*units))
-    systemd.service(name="backup: timer", service="mailstack-backup.timer", running=True,
-                    enabled=True)
+backup_client = BackupClient()

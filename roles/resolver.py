@@ -6,22 +6,27 @@ get the AD flag they need for DANE (Postfix) from it.
 """
 from pyinfra import host
 from pyinfra.operations import systemd
-from pyinfra.operations.util import any_changed
 
-from roles import template
-from roles.dns import zones
-
-PACKAGES = ["unbound"]
+from mailstack.dns import zone_names
+from roles import Service
 
 
-def apply():
-    isolated = bool(host.data.lab_network)
-    conf = template("resolver", "/etc/unbound/unbound.conf", zones=sorted(zones()),
-                    isolated=isolated, clients=host.data.lab_network)
-    anchors = template("resolver", "/usr/local/sbin/mailstack-trust-anchors", mode="755",
-                       zones=sorted(zones()))
-    dropin = template("resolver", "/etc/systemd/system/unbound.service.d/mailstack.conf",
-                      isolated=isolated)
-    systemd.daemon_reload(name="resolver: systemd reload", _if=dropin.did_change)
-    systemd.service(name="resolver: unbound", service="unbound", running=True, enabled=True,
-                    restarted=True, _if=any_changed(conf, anchors, dropin))
+class Resolver(Service):
+    name = "resolver"
+    PACKAGES = ("unbound",)
+
+    def configure(self):
+        isolated = bool(host.data.lab_network)
+        zones = zone_names(host.data.mail, host.data.lab_zones)
+        self.template("/etc/unbound/unbound.conf", zones=zones, isolated=isolated,
+                      clients=host.data.lab_network)
+        self.template("/usr/local/sbin/mailstack-trust-anchors", mode="755", zones=zones)
+        self.dropin = self.template("/etc/systemd/system/unbound.service.d/mailstack.conf",
+                                    isolated=isolated)
+
+    def activate(self):
+        systemd.daemon_reload(name="resolver: systemd reload", _if=self.dropin.did_change)
+        self.restart_on_change("unbound")
+
+
+resolver = Resolver()

@@ -5,49 +5,55 @@ outbound mail.
 DKIM keys are made on the host (mailstack-dkim), readable only by rspamd, and
 never leave it; `mailstack publish` reads their public halves for DNS.
 """
+import json
+import shlex
+from collections import namedtuple
+
 from pyinfra import host
 from pyinfra.facts.server import Command
 from pyinfra.operations import server, systemd
-from pyinfra.operations.util import any_changed
 
-from roles import template
+from mailstack.host.dkim import SETTINGS as DKIM_SETTINGS
+from roles import Service
 
-PACKAGES = ["rspamd", "redis-server"]
-MILTER = "inet:127.0.0.1:11332"
-LOCAL_D = "/etc/rspamd/local.d"
-CONFIG = [f"{LOCAL_D}/{name}" for name in (
+# Where rspamd's proxy worker takes milter connections (Postfix's smtpd_milters).
+MILTER = namedtuple("Milter", "host port")("127.0.0.1", 11332)
+CONFIG = [f"/etc/rspamd/local.d/{name}" for name in (
     "worker-proxy.inc", "worker-normal.inc", "worker-controller.inc", "redis.conf",
     "classifier-bayes.conf", "actions.conf", "dkim_signing.conf", "dmarc.conf",
     "milter_headers.conf", "greylist.conf", "settings.conf")] + ["/etc/rspamd/override.d/options.inc"]
 
 
-def apply():
-    mail = host.data.mail
-    primary = "primary_mx" in host.groups
-    changed = [template("rspamd", path, primary=primary,
-                        backup_mx=[h.address for h in mail.hosts_with("backup_mx")])
-               for path in CONFIG]
-    if primary:
-        _dkim(mail)
-    systemd.service(name="rspamd: redis", service="redis-server", running=True, enabled=True)
-    server.shell(name="rspamd: check configuration", commands=["rspamadm configtest"],
-                 _if=any_changed(*changed))
-    systemd.service(name="rspamd: service", service="rspamd", running=True, enabled=True,
-                    restarted=True, _if=any_changed(*changed))
+class Rspamd(Service):
+    name = "rspamd"
+    PACKAGES = ("rspamd", "redis-server")
+
+    def configure(self):
+        mail = host.data.mail
+        primary = "primary_mx" in host.groups
+        for path in CONFIG:
+            self.template(path, primary=primary, milter=MILTER,
+                          backup_mx=[h.address for h in mail.hosts_with("backup_mx")])
+        if primary:
+            self.dkim(mail)
+
+    def dkim(self, mail):
+        self.program("mailstack-dkim")
+        self.put(DKIM_SETTINGS, json.dumps({"key_size": mail.dns.dkim_key_size}) + "\n",
+                 create_remote_dir=True, watch=False)
+        domains = shlex.join(d.name for d in mail.domains)
+        # A key for every domain that has none yet (facts are read before any change).
+        missing = host.get_fact(Command, f"/usr/local/sbin/mailstack-dkim missing {domains} "
+                                         "2>/dev/null || echo all")
+        server.shell(name="rspamd: DKIM keys for new domains",
+                     commands=[f"/usr/local/sbin/mailstack-dkim ensure {domains}"],
+                     _if=lambda: bool(missing))
+        self.units("mailstack-dkim-retire.service", "mailstack-dkim-retire.timer",
+                   start=["mailstack-dkim-retire.timer"])
+
+    def activate(self):
+        systemd.service(name="rspamd: redis", service="redis-server", running=True, enabled=True)
+        self.restart_on_change("rspamd", check="rspamadm configtest")
 
 
-def _dkim(mail):
-    template("rspamd", "/usr/local/sbin/mailstack-dkim", mode="755",
-             key_size=mail.dns.dkim_key_size)
-    domains = " ".join(d.name for d in mail.domains)
-    # A key for every domain that has none yet (facts are read before any change).
-    missing = host.get_fact(Command, f"/usr/local/sbin/mailstack-dkim missing {domains} 2>/dev/null"
-                                     " || echo all")
-    server.shell(name="rspamd: DKIM keys for new domains",
-                 commands=[f"/usr/local/sbin/mailstack-dkim ensure {domains}"],
-                 _if=lambda: bool(missing))
-    units = [template("rspamd", f"/etc/systemd/system/mailstack-dkim-retire.{u}")
-             for u in ("service", "timer")]
-    systemd.daemon_reload(name="rspamd: systemd reload", _if=any_changed(*units))
-    systemd.service(name="rspamd: DKIM retirement timer", service="mailstack-dkim-retire.timer",
-                    running=True, enabled=True)
+rspamd = Rspamd()

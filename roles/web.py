@@ -1,60 +1,56 @@
-"""nginx on the mail hosts: ACME HTTP-01 challenges on port 80 (everything else
-there is redirected to HTTPS) and, on the primary MX, for every domain: the MTA-STS
-policy at https://mta-sts.<domain>/.well-known/mta-sts.txt, webmail (Roundcube,
-roles/webmail.py) at https://webmail.<domain>/ and mail client settings at
-autoconfig.<domain> and autodiscover.<domain>.
+"""nginx on the mail hosts, as two services applied around roles/tls.py:
 
-Port 80 is set up before the certificate is requested (`http()`), the HTTPS sites
-after it (`apply()`), so a bare host gets both in one deploy.
+- `web_http`, before the certificate is requested: port 80 answers ACME HTTP-01
+  challenges and redirects everything else to HTTPS;
+- `web`, once there is a certificate: on the primary MX, for every domain, the
+  MTA-STS policy at https://mta-sts.<domain>/.well-known/mta-sts.txt, webmail
+  (Roundcube, roles/webmail.py) at https://webmail.<domain>/ and mail client
+  settings at autoconfig.<domain> and autodiscover.<domain>.
+
+So a bare host gets both in one deploy.
 """
-from io import StringIO
-
 from pyinfra import host
-from pyinfra.operations import files, server, systemd
-from pyinfra.operations.util import any_changed
+from pyinfra.operations import files
 
-from mailstack.dns import mta_sts_policy
-from roles import template, webmail
-from roles.tls import ACME_ROOT, CERT, KEY, names
+from mailstack.dns import mta_sts_policy, web_names
+from roles import Service
+from roles.tls import ACME_ROOT, CERT, KEY
+from roles.webmail import CLIENTS_PHP, CLIENTS_SOCKET, ROUNDCUBE_SOCKET
 
-PACKAGES = ["nginx-light"]
 MTA_STS_ROOT = "/var/www/mailstack/mta-sts"
 
 
-def mta_sts_names():
-    return [n for n in names() if n.startswith("mta-sts.")]
+class WebHTTP(Service):
+    name = "web"
+    PACKAGES = ("nginx-light",)
 
-
-def http():
-    files.directory(name="web: ACME challenge directory", path=f"{ACME_ROOT}/.well-known/acme-challenge")
-    changed = [
+    def configure(self):
+        files.directory(name="web: ACME challenge directory",
+                        path=f"{ACME_ROOT}/.well-known/acme-challenge")
         # Debian's default site would take port 80 from ours.
-        files.link(name="web: no default site", path="/etc/nginx/sites-enabled/default", present=False),
-        template("web", "/etc/nginx/conf.d/mailstack-http.conf", acme_root=ACME_ROOT),
-    ]
-    _reload("web: nginx (port 80)", changed)
+        self.changed.append(files.link(name="web: no default site",
+                                       path="/etc/nginx/sites-enabled/default", present=False))
+        self.template("/etc/nginx/conf.d/mailstack-http.conf", acme_root=ACME_ROOT)
+
+    def activate(self):
+        self.restart_on_change("nginx", check="nginx -t -q", reload=True)
 
 
-def apply():
-    changed = []
-    if mta_sts_names():
-        changed.append(files.put(
-            name="web: MTA-STS policy", src=StringIO(mta_sts_policy(host.data.mail)),
-            dest=f"{MTA_STS_ROOT}/.well-known/mta-sts.txt", create_remote_dir=True))
-    changed.append(template("web", "/etc/nginx/snippets/mailstack-tls.conf", cert=CERT, key=KEY))
-    # names() holds the per-domain names on the primary only.
-    changed.append(template(
-        "web", "/etc/nginx/conf.d/mailstack-https.conf",
-        mta_sts_names=mta_sts_names(), mta_sts_root=MTA_STS_ROOT,
-        webmail_names=[n for n in names() if n.startswith("webmail.")],
-        client_names=[n for n in names() if n.startswith(("autoconfig.", "autodiscover."))],
-        upload=host.data.mail.limits.message_size, roundcube_socket=webmail.ROUNDCUBE_SOCKET,
-        clients_socket=webmail.CLIENTS_SOCKET, clients_php=webmail.CLIENTS_PHP))
-    _reload("web: nginx", changed)
+class WebHTTPS(WebHTTP):
+    def configure(self):
+        mail = host.data.mail
+        primary = "primary_mx" in host.groups
+        if primary:
+            self.put(f"{MTA_STS_ROOT}/.well-known/mta-sts.txt", mta_sts_policy(mail),
+                     create_remote_dir=True)
+        self.template("/etc/nginx/snippets/mailstack-tls.conf", cert=CERT, key=KEY)
+        sites = (lambda *s: web_names(mail, *s)) if primary else (lambda *s: [])
+        self.template(
+            "/etc/nginx/conf.d/mailstack-https.conf",
+            mta_sts_names=sites("mta-sts"), mta_sts_root=MTA_STS_ROOT,
+            webmail_names=sites("webmail"), client_names=sites("autoconfig", "autodiscover"),
+            upload=mail.limits.message_size, roundcube_socket=ROUNDCUBE_SOCKET,
+            clients_socket=CLIENTS_SOCKET, clients_php=CLIENTS_PHP)
 
 
-def _reload(name, changed):
-    server.shell(name=f"{name} configuration check", commands=["nginx -t -q"],
-                 _if=any_changed(*changed))
-    systemd.service(name=name, service="nginx", running=True, enabled=True, reloaded=True,
-                    _if=any_changed(*changed))
+web_http, web = WebHTTP(), WebHTTPS()

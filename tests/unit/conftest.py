@@ -2,7 +2,7 @@ import textwrap
 
 import pytest
 
-from mailstack.passwords import hash_password
+from mailstack.host.password import hash_password
 
 HASH = hash_password("correct horse")
 

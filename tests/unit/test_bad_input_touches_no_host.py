@@ -63,7 +63,7 @@ def test_valid_data_does_reach_the_host(tmp_path):
     listener.bind(("127.0.0.1", 0))
     listener.listen()
     port = listener.getsockname()[1]
-    from mailstack.passwords import hash_password
+    from mailstack.host.password import hash_password
     _, inventory = write_inventory(tmp_path, hash_password("x"), port)
     proc = subprocess.Popen([str(PYINFRA), "-y", str(inventory), "deploy.py"], cwd=ROOT,
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)

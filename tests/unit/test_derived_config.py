@@ -2,9 +2,10 @@
 import subprocess
 
 from mailstack.dns import zone_file, zone_records
-from mailstack.dovecot import passwd_file, password_changes, users_file
+from mailstack.dovecot import passwd_file, users_file
+from mailstack.host.password import hash_password, parse_changes as password_changes
 from mailstack.model import load_system
-from mailstack.passwords import hash_password
+
 from mailstack.postfix import relay_recipients, virtual_aliases, virtual_mailboxes
 from mailstack.queue import per_domain
 

@@ -43,6 +43,19 @@ def test_a_backup_host_turns_backups_on_with_defaults(write_data):
     assert load_system(write_data(VALID)).backup is None
 
 
+def test_tls_quota_warnings_and_spam_scores_have_defaults_and_can_be_set(write_data):
+    system = load_system(write_data(VALID))
+    assert (system.tls.min_version, system.tls.versions) == ("TLSv1.2", ("TLSv1.2", "TLSv1.3"))
+    assert system.quota_warnings == (95, 80)
+    assert (system.spam.greylist, system.spam.junk, system.spam.reject) == (4, 6, 15)
+    system = load_system(write_data("tls: {min_version: TLSv1.3}\nquota_warnings: [50, 90, 75]\n"
+                                    "spam: {junk: 5, reject: 10.5}\n" + VALID))
+    assert (system.tls.min_version, system.tls.versions) == ("TLSv1.3", ("TLSv1.3",))
+    assert system.quota_warnings == (90, 75, 50)        # highest first, as Dovecot wants
+    assert (system.spam.greylist, system.spam.junk, system.spam.reject) == (4, 5, 10.5)
+    assert load_system(write_data("quota_warnings: []\n" + VALID)).quota_warnings == ()
+
+
 def replace(old, new):
     assert old in VALID, old
     return VALID.replace(old, new, 1)
@@ -148,6 +161,27 @@ BAD = {
     "webmail database unknown": (
         "webmail: {database: mysql}\n" + VALID,
         "webmail.database", "'mysql' is not a webmail database"),
+    "TLS version too old": (
+        "tls: {min_version: TLSv1.1}\n" + VALID,
+        "tls.min_version", "'TLSv1.1' is not a TLS version (allowed: TLSv1.2, TLSv1.3)"),
+    "quota warning over 99%": (
+        "quota_warnings: [95, 100]\n" + VALID,
+        "quota_warnings[1]", "'100' is not a percentage from 1 to 99"),
+    "quota warning not a number": (
+        "quota_warnings: [90%]\n" + VALID,
+        "quota_warnings[0]", "'90%' is not a percentage from 1 to 99"),
+    "quota warning twice": (
+        "quota_warnings: [80, 80]\n" + VALID,
+        "quota_warnings[1]", "duplicate level '80'"),
+    "spam score not a number": (
+        "spam: {reject: high}\n" + VALID,
+        "spam.reject", "'high' is not a positive score"),
+    "spam junk score above the default reject": (
+        "spam: {junk: 20}\n" + VALID,
+        "spam.junk", "'20' is not below spam.reject (15)"),
+    "spam scores out of order": (
+        "spam: {greylist: 3, junk: 8, reject: 7}\n" + VALID,
+        "spam.reject", "'7' is not above spam.junk (8)"),
     "catch-all to a missing local address": (
         replace("    catch_all: anna@example.org", "    catch_all: nobody@example.org"),
         "domains[1].catch_all", "'nobody@example.org' is not a mailbox or alias"),

@@ -1,5 +1,4 @@
-#!/usr/bin/python3
-"""mailstack: this host's encrypted backups (restic or Borg) to the backup hosts.
+"""mailstack-backup: this host's encrypted backups (restic or Borg) to the backup hosts.
 
     mailstack-backup run                      dump databases, back up to every target
     mailstack-backup status                   last success and failure (JSON)
@@ -16,7 +15,8 @@
 Restores take --target HOST and --passphrase-file FILE.
 
 This host may add snapshots, never remove one: the backup hosts serve its
-repository append-only and prune it themselves.
+repository append-only and prune it themselves. Settings: CLIENT_CONFIG/settings.json,
+written by the deploy (mailstack/backup.py).
 """
 import argparse
 import datetime
@@ -24,7 +24,6 @@ import grp
 import json
 import os
 import pwd
-import re
 import shutil
 import sqlite3
 import subprocess
@@ -32,178 +31,70 @@ import sys
 import tempfile
 import time
 
-CONFIG = "{{ config }}"
-{% raw %}
-SETTINGS = json.load(open(f"{CONFIG}/settings.json"))
-PASSPHRASE = f"{CONFIG}/passphrase"
-KEY = f"{CONFIG}/id_ed25519"
-KNOWN_HOSTS = f"{CONFIG}/known_hosts"
-STATE = "/var/lib/mailstack-backup"
+from .backup_tools import (CLIENT_CONFIG, DUMPS, STATE, TOOLS, Failure, Repository,
+                           parse_time)
+
+SETTINGS = f"{CLIENT_CONFIG}/settings.json"
+PASSPHRASE = f"{CLIENT_CONFIG}/passphrase"
+KEY = f"{CLIENT_CONFIG}/id_ed25519"
+KNOWN_HOSTS = f"{CLIENT_CONFIG}/known_hosts"
 STATUS = f"{STATE}/status.json"
-DUMPS = SETTINGS["dumps"]
 ROUNDCUBE_SQLITE = "/var/lib/dbconfig-common/sqlite3/roundcube/roundcube"
 REDIS_RDB = "/var/lib/redis/dump.rdb"
 # Stopped while a host's state is put back, started again in this order.
 SERVICES = ["redis-server", "rspamd", "dovecot", "postfix", "php8.2-fpm", "nginx", "knot"]
 
 
-class Failure(Exception):
-    pass
-
-
 def now():
     return datetime.datetime.now(datetime.timezone.utc)
 
 
-def ssh(target):
+def ssh(host):
     # The backup host's key is learnt on first contact and pinned from then on.
     return ["ssh", "-i", KEY, "-o", "IdentitiesOnly=yes", "-o", "BatchMode=yes",
             "-o", f"UserKnownHostsFile={KNOWN_HOSTS}", "-o", "StrictHostKeyChecking=accept-new",
-            "-o", f"HostKeyAlias={target['host']}", "-o", "ConnectTimeout=10",
+            "-o", f"HostKeyAlias={host}", "-o", "ConnectTimeout=10",
             "-o", "ServerAliveInterval=15", "-o", "ServerAliveCountMax=4"]
 
 
-def explain(target, stderr):
-    """One clear line for the operator from a tool's error output."""
-    text = stderr.strip()
-    if any(s in text for s in ("wrong password", "passphrase supplied", "passphrase is incorrect")):
-        return f"the passphrase does not open the repository on {target['host']} (wrong passphrase)"
-    lines = [line for line in text.splitlines() if line.strip()]
-    return f"{target['host']}: {' / '.join(lines[-3:]) or 'failed'}"
-
-
-def environment(target):
+def environment(path):
     """KEY=VALUE lines of a repository's credentials file (e.g. for S3)."""
-    if not target.get("environment"):
+    if not path:
         return {}
-    with open(target["environment"]) as f:
+    with open(path) as f:
         pairs = [line.strip().split("=", 1) for line in f]
     return {k.removeprefix("export ").strip(): v.strip().strip("'\"") for k, v in
             (p for p in pairs if len(p) == 2 and not p[0].startswith("#"))}
 
 
-class Tool:
-    def __init__(self, target, passphrase=PASSPHRASE):
-        self.target, self.passphrase = target, passphrase
-
-    def call(self, *args, cwd=None, check=True):
-        result = subprocess.run(self.command(*args), env=self.env(), cwd=cwd, text=True,
-                                stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                                stdin=subprocess.DEVNULL)
-        if check and result.returncode != 0:
-            raise Failure(explain(self.target, result.stderr))
-        return result
+def repository(target):
+    """How this host reaches one target of settings.json."""
+    if target.get("url"):
+        return Repository(target["host"], url=target["url"], ssh=ssh(target["host"]),
+                          environment=environment(target.get("environment")))
+    return Repository(target["host"], path=target["repository"], ssh=ssh(target["host"]),
+                      login=f"{target['user']}@{target['address']}")
 
 
-class Restic(Tool):
-    """restic, REST over SSH: the backup host's forced command is
-    `rclone serve restic --stdio --append-only <this host's repository>`."""
-
-    def env(self):
-        return {**os.environ, "RESTIC_PASSWORD_FILE": self.passphrase,
-                "RESTIC_CACHE_DIR": "/var/cache/mailstack-backup/restic", **environment(self.target)}
-
-    def command(self, *args):
-        url = self.target.get("url")
-        if url is None:
-            program = " ".join(ssh(self.target) + [f"{self.target['user']}@{self.target['address']}"])
-            return ["restic", "-r", "rclone:mailstack", "-o", f"rclone.program={program}", *args]
-        # SFTP with this host's backup key (sftp:user@host:/path).
-        m = re.fullmatch(r"sftp:([^/:]+):(.*)", url)
-        sftp = ["-o", "sftp.command=" + " ".join(ssh(self.target) + [m.group(1), "-s", "sftp"])] if m else []
-        return ["restic", "-r", url, *sftp, *args]
-
-    def prune(self, keep):
-        self.call("forget", "--prune", "--host", SETTINGS["host"],
-                  *[f"--keep-{k}={v}" for k, v in keep.items()])
-
-    def ensure_repository(self):
-        result = self.call("cat", "config", check=False)
-        if result.returncode != 0:
-            if "Is there a repository" not in result.stderr and "config: " not in result.stderr:
-                raise Failure(explain(self.target, result.stderr))
-            self.call("init")
-
-    def backup(self, paths):
-        self.call("backup", "--host", SETTINGS["host"], "--tag", "mailstack", *paths)
-
-    def snapshots(self):
-        found = json.loads(self.call("snapshots", "--json").stdout or "[]")
-        return [{"id": s["short_id"], "time": parse_time(s["time"])} for s in found]
-
-    def restore(self, snapshot, into, paths=()):
-        self.call("restore", snapshot, "--target", into,
-                  *[a for p in paths for a in ("--include", p)])
+def tool_for(settings, target, passphrase=PASSPHRASE):
+    return TOOLS[settings["tool"]](repository(target), passphrase)
 
 
-class Borg(Tool):
-    """Borg over SSH: the backup host's forced command is `borg serve --append-only
-    --restrict-to-repository <this host's repository>`."""
-
-    def env(self):
-        return {**os.environ, "BORG_PASSCOMMAND": f"cat {self.passphrase}",
-                "BORG_RSH": " ".join(ssh(self.target)),
-                "BORG_BASE_DIR": "/var/lib/mailstack-backup/borg",
-                "BORG_CACHE_DIR": "/var/cache/mailstack-backup/borg", **environment(self.target)}
-
-    @property
-    def repo(self):
-        t = self.target
-        return t.get("url") or f"ssh://{t['user']}@{t['address']}{t['repository']}"
-
-    def prune(self, keep):
-        self.call("prune", *[f"--keep-{k}={v}" for k, v in keep.items()], self.repo)
-        self.call("compact", self.repo)
-
-    def command(self, *args):
-        return ["borg", *args]
-
-    def ensure_repository(self):
-        result = self.call("info", self.repo, check=False)
-        if result.returncode != 0:
-            # The backup host makes the directory; borg init refuses one that is not empty.
-            if "does not exist" not in result.stderr and "is not a valid repository" not in result.stderr:
-                raise Failure(explain(self.target, result.stderr))
-            self.call("init", "--encryption", "repokey-blake2", self.repo)
-
-    def backup(self, paths):
-        self.call("create", "--compression", "zstd,3", "--one-file-system",
-                  f"{self.repo}::{SETTINGS['host']}-{{utcnow:%Y-%m-%dT%H:%M:%S.%f}}", *paths)
-
-    def snapshots(self):
-        found = json.loads(self.call("list", "--json", self.repo).stdout)["archives"]
-        return [{"id": a["name"], "time": parse_time(a["start"], local=True)} for a in found]
-
-    def restore(self, snapshot, into, paths=()):
-        self.call("extract", f"{self.repo}::{snapshot}", *[p.lstrip("/") for p in paths], cwd=into)
-
-
-TOOLS = {"restic": Restic, "borg": Borg}
-
-
-def parse_time(text, local=False):
-    t = datetime.datetime.fromisoformat(text.replace("Z", "+00:00")[:26] if "." in text
-                                        else text.replace("Z", "+00:00"))
-    if t.tzinfo is None:
-        t = t.astimezone() if local else t.replace(tzinfo=datetime.timezone.utc)
-    return t.astimezone(datetime.timezone.utc)
-
-
-def tool(args):
-    targets = {t["host"]: t for t in SETTINGS["targets"]}
-    host = getattr(args, "target", None) or SETTINGS["targets"][0]["host"]
-    if host not in targets:
-        sys.exit(f"mailstack-backup: no target {host} (targets: {', '.join(targets)})")
-    passphrase = getattr(args, "passphrase_file", None) or PASSPHRASE
-    return TOOLS[SETTINGS["tool"]](targets[host], passphrase)
+def chosen_tool(settings, args):
+    """The tool for the target a restore names (default: the first backup host)."""
+    targets = {t["host"]: t for t in settings["targets"]}
+    name = getattr(args, "target", None) or settings["targets"][0]["host"]
+    if name not in targets:
+        raise Failure(f"no target {name} (targets: {', '.join(targets)})")
+    return tool_for(settings, targets[name], getattr(args, "passphrase_file", None) or PASSPHRASE)
 
 
 # --- backup ---------------------------------------------------------------------------
 
-def dump():
+def dump(settings):
     """Consistent copies of the databases, saved with the files."""
     os.makedirs(DUMPS, mode=0o700, exist_ok=True)
-    database = SETTINGS.get("roundcube_database")
+    database = settings.get("roundcube_database")
     if database == "sqlite" and os.path.exists(ROUNDCUBE_SQLITE):
         with sqlite3.connect(ROUNDCUBE_SQLITE) as src, \
                 sqlite3.connect(f"{DUMPS}/roundcube.sqlite.new") as dst:
@@ -248,30 +139,31 @@ def write_status(status):
     os.replace(f"{STATUS}.new", STATUS)
 
 
-def run(args):
+def run(settings, args):
     status = read_status()
     started = now().isoformat(timespec="seconds")
     errors = []
     try:
-        dump()
+        dump(settings)
     except (OSError, subprocess.CalledProcessError, sqlite3.Error) as e:
         errors.append(f"database dump: {e}")
-    paths = [p for p in SETTINGS["paths"] if os.path.exists(p)]
-    for target in SETTINGS["targets"] if not errors else []:
+    paths = [p for p in settings["paths"] if os.path.exists(p)]
+    for target in settings["targets"] if not errors else []:
         t = status["targets"].setdefault(target["host"], {})
         t["last_attempt"] = started
         try:
-            backup = TOOLS[SETTINGS["tool"]](target)
-            backup.ensure_repository()
-            backup.backup(paths)
+            backup = tool_for(settings, target)
+            backup.ensure()
+            backup.backup(settings["host"], paths)
             if target.get("keep"):
-                backup.prune(target["keep"])     # the operator's repository: ours to prune
+                # The operator's repository: ours to prune.
+                backup.prune(target["keep"], host=settings["host"])
             t["last_success"] = now().isoformat(timespec="seconds")
             t.pop("last_error", None)
         except Failure as e:
             t["last_error"] = str(e)
             errors.append(str(e))
-    status.update(tool=SETTINGS["tool"], last_attempt=started)
+    status.update(tool=settings["tool"], last_attempt=started)
     if errors:
         status.update(last_failure=started, last_error="; ".join(errors))
     else:
@@ -280,19 +172,22 @@ def run(args):
     write_status(status)
     if errors:
         sys.exit("mailstack-backup: backup failed: " + "; ".join(errors))
-    print(f"mailstack-backup: {len(paths)} paths saved to {len(SETTINGS['targets'])} target(s)")
+    print(f"mailstack-backup: {len(paths)} paths saved to {len(settings['targets'])} target(s)")
 
 
-def notify_failure(args):
-    status = read_status()
-    log = subprocess.run(["journalctl", "-u", "mailstack-backup.service", "-n", "20", "--no-pager",
-                          "-o", "short-iso"], capture_output=True, text=True).stdout
-    text = (f"From: mailstack-backup <root@{SETTINGS['host']}>\n"
-            f"To: {SETTINGS['postmaster']}\n"
-            f"Subject: Backup of {SETTINGS['host']} failed\n\n"
-            f"The backup of {SETTINGS['host']} failed at {status.get('last_failure', '?')}:\n\n"
+def failure_mail(settings, status, log):
+    return (f"From: mailstack-backup <root@{settings['host']}>\n"
+            f"To: {settings['postmaster']}\n"
+            f"Subject: Backup of {settings['host']} failed\n\n"
+            f"The backup of {settings['host']} failed at {status.get('last_failure', '?')}:\n\n"
             f"  {status.get('last_error', 'see the log below')}\n\n"
             f"Last successful backup: {status.get('last_success', 'never')}\n\n{log}")
+
+
+def notify_failure(settings, args):
+    log = subprocess.run(["journalctl", "-u", "mailstack-backup.service", "-n", "20", "--no-pager",
+                          "-o", "short-iso"], capture_output=True, text=True).stdout
+    text = failure_mail(settings, read_status(), log)
     if not shutil.which("sendmail", path="/usr/sbin:/usr/bin"):
         print(text)
         return
@@ -300,25 +195,25 @@ def notify_failure(args):
                    env={**os.environ, "PATH": "/usr/sbin:/usr/bin:/bin"})
 
 
-def print_status(args):
+def print_status(settings, args):
     print(json.dumps(read_status(), indent=1, sort_keys=True))
 
 
-def snapshots(args):
-    found = tool(args).snapshots()
+def snapshots(settings, args):
+    found = chosen_tool(settings, args).snapshots()
     print(json.dumps([{"id": s["id"], "time": s["time"].isoformat()} for s in found], indent=1))
 
 
-def pick(backup, as_of=None, snapshot=None):
-    found = sorted(backup.snapshots(), key=lambda s: s["time"])
+def pick(found, name, as_of=None, snapshot=None):
+    """The snapshot a restore uses: by id, the newest at or before `as_of`, or the newest."""
+    found = sorted(found, key=lambda s: s["time"])
     if snapshot:
         found = [s for s in found if s["id"] == snapshot]
     elif as_of:
         limit = parse_time(as_of)
         found = [s for s in found if s["time"] <= limit]
     if not found:
-        raise Failure(f"no snapshot {'as of ' + as_of if as_of else snapshot or ''} "
-                      f"on {backup.target['host']}")
+        raise Failure(f"no snapshot {'as of ' + as_of if as_of else snapshot or ''} on {name}")
     return found[-1]
 
 
@@ -332,7 +227,7 @@ def mailbox_home(address):
     return result.stdout.strip()
 
 
-def merge_maildir(saved, live, owner):
+def merge_maildir(saved, live, uid, gid):
     """Copy into `live` every message and folder of `saved` it lacks; nothing in
     `live` is removed or changed. Messages are matched by their Maildir base name."""
     restored, folders = 0, []
@@ -346,19 +241,19 @@ def merge_maildir(saved, live, owner):
         have = set()
         for sub in ("cur", "new", "tmp"):
             os.makedirs(os.path.join(dst, sub), exist_ok=True)
-            os.chown(os.path.join(dst, sub), owner.pw_uid, owner.pw_gid)
+            os.chown(os.path.join(dst, sub), uid, gid)
             have |= {name.split(":")[0] for name in os.listdir(os.path.join(dst, sub))}
-        os.chown(dst, owner.pw_uid, owner.pw_gid)
+        os.chown(dst, uid, gid)
         if os.path.exists(os.path.join(src, "maildirfolder")) and \
                 not os.path.exists(os.path.join(dst, "maildirfolder")):
             shutil.copy2(os.path.join(src, "maildirfolder"), os.path.join(dst, "maildirfolder"))
-            os.chown(os.path.join(dst, "maildirfolder"), owner.pw_uid, owner.pw_gid)
+            os.chown(os.path.join(dst, "maildirfolder"), uid, gid)
         for sub in ("cur", "new"):
             for name in os.listdir(os.path.join(src, sub)) if os.path.isdir(os.path.join(src, sub)) else []:
                 if name.split(":")[0] not in have:
                     target = os.path.join(dst, "cur", name if ":" in name else name + ":2,")
                     shutil.copy2(os.path.join(src, sub, name), target)
-                    os.chown(target, owner.pw_uid, owner.pw_gid)
+                    os.chown(target, uid, gid)
                     restored += 1
     # Restored folders are subscribed again.
     subscriptions = [os.path.join(d, "subscriptions") for d in (saved, live)]
@@ -366,17 +261,18 @@ def merge_maildir(saved, live, owner):
         lines = []
         for path in reversed(subscriptions):
             if os.path.exists(path):
-                lines += [line for line in open(path).read().splitlines() if line not in lines]
+                with open(path) as f:
+                    lines += [line for line in f.read().splitlines() if line not in lines]
         with open(subscriptions[1], "w") as f:
             f.write("\n".join(lines) + "\n")
-        os.chown(subscriptions[1], owner.pw_uid, owner.pw_gid)
+        os.chown(subscriptions[1], uid, gid)
     return restored, folders
 
 
-def restore_mailbox(args):
-    backup = tool(args)
+def restore_mailbox(settings, args):
+    backup = chosen_tool(settings, args)
     home = mailbox_home(args.address)
-    snapshot = pick(backup, as_of=args.as_of)
+    snapshot = pick(backup.snapshots(), backup.repo.name, as_of=args.as_of)
     owner = pwd.getpwnam("vmail")
     with tempfile.TemporaryDirectory(dir="/var/tmp", prefix="mailstack-restore-") as tmp:
         backup.restore(snapshot["id"], tmp, [f"{home}/Maildir"])
@@ -384,7 +280,7 @@ def restore_mailbox(args):
         if not os.path.isdir(saved):
             raise Failure(f"snapshot {snapshot['id']} holds no mail for {args.address}")
         os.makedirs(f"{home}/Maildir", exist_ok=True)
-        restored, folders = merge_maildir(saved, f"{home}/Maildir", owner)
+        restored, folders = merge_maildir(saved, f"{home}/Maildir", owner.pw_uid, owner.pw_gid)
     subprocess.run(["doveadm", "force-resync", "-u", args.address, "*"], check=True)
     subprocess.run(["doveadm", "quota", "recalc", "-u", args.address], check=True)
     print(json.dumps({"mailbox": args.address, "snapshot": snapshot["id"],
@@ -392,9 +288,9 @@ def restore_mailbox(args):
                       "messages_restored": restored, "folders_restored": folders}))
 
 
-def extract(args):
-    backup = tool(args)
-    snapshot = pick(backup, snapshot=args.snapshot)
+def extract(settings, args):
+    backup = chosen_tool(settings, args)
+    snapshot = pick(backup.snapshots(), backup.repo.name, snapshot=args.snapshot)
     os.makedirs(args.into, exist_ok=True)
     backup.restore(snapshot["id"], args.into, args.paths)
     print(json.dumps({"snapshot": snapshot["id"], "into": args.into}))
@@ -407,10 +303,10 @@ def systemctl(action, units):
         subprocess.run(["systemctl", action, *present], check=True)
 
 
-def restore_host(args):
-    backup = tool(args)
-    snapshot = pick(backup, snapshot=args.snapshot)
-    paths = SETTINGS["paths"]
+def restore_host(settings, args):
+    backup = chosen_tool(settings, args)
+    snapshot = pick(backup.snapshots(), backup.repo.name, snapshot=args.snapshot)
+    paths = settings["paths"]
     with tempfile.TemporaryDirectory(dir="/var/tmp", prefix="mailstack-restore-") as tmp:
         backup.restore(snapshot["id"], tmp, paths)
         systemctl("stop", list(reversed(SERVICES)))
@@ -424,10 +320,10 @@ def restore_host(args):
                     if os.path.isdir(path):
                         shutil.rmtree(path)
                     shutil.move(saved, path)
-            load_dumps()
+            load_dumps(settings)
         finally:
             systemctl("start", SERVICES)
-    print(json.dumps({"host": SETTINGS["host"], "snapshot": snapshot["id"],
+    print(json.dumps({"host": settings["host"], "snapshot": snapshot["id"],
                       "snapshot_time": snapshot["time"].isoformat(), "paths": paths}))
 
 
@@ -451,8 +347,8 @@ def renumber(tree):
             os.lchown(path, uids.get(st.st_uid, st.st_uid), gids.get(st.st_gid, st.st_gid))
 
 
-def load_dumps():
-    database = SETTINGS.get("roundcube_database")
+def load_dumps(settings):
+    database = settings.get("roundcube_database")
     if database == "sqlite" and os.path.exists(f"{DUMPS}/roundcube.sqlite"):
         st = os.stat(ROUNDCUBE_SQLITE)
         shutil.copyfile(f"{DUMPS}/roundcube.sqlite", ROUNDCUBE_SQLITE)
@@ -468,33 +364,34 @@ def load_dumps():
         os.chown(REDIS_RDB, st.st_uid, st.st_gid)
 
 
-def main():
-    parser = argparse.ArgumentParser(prog="mailstack-backup")
-    sub = parser.add_subparsers(dest="command", required=True)
+def parser():
+    p = argparse.ArgumentParser(prog="mailstack-backup")
+    sub = p.add_subparsers(dest="command", required=True)
     sub.add_parser("run").set_defaults(func=run)
     sub.add_parser("status").set_defaults(func=print_status)
     sub.add_parser("notify-failure").set_defaults(func=notify_failure)
     for name, func in (("snapshots", snapshots), ("restore-mailbox", restore_mailbox),
                        ("restore-host", restore_host), ("extract", extract)):
-        p = sub.add_parser(name)
-        p.set_defaults(func=func)
-        p.add_argument("--target", help="backup host (default: the first)")
-        p.add_argument("--passphrase-file", help="the repository passphrase (default: this host's)")
+        s = sub.add_parser(name)
+        s.set_defaults(func=func)
+        s.add_argument("--target", help="backup host (default: the first)")
+        s.add_argument("--passphrase-file", help="the repository passphrase (default: this host's)")
         if name == "restore-mailbox":
-            p.add_argument("address")
-            p.add_argument("--as-of", help="newest snapshot at or before this time (ISO 8601)")
+            s.add_argument("address")
+            s.add_argument("--as-of", help="newest snapshot at or before this time (ISO 8601)")
         if name in ("restore-host", "extract"):
-            p.add_argument("--snapshot", help="snapshot id (default: the newest)")
+            s.add_argument("--snapshot", help="snapshot id (default: the newest)")
         if name == "extract":
-            p.add_argument("--into", required=True)
-            p.add_argument("paths", nargs="*")
-    args = parser.parse_args()
+            s.add_argument("--into", required=True)
+            s.add_argument("paths", nargs="*")
+    return p
+
+
+def main(argv=None, settings_file=SETTINGS):
+    args = parser().parse_args(argv)
+    with open(settings_file) as f:
+        settings = json.load(f)
     try:
-        args.func(args)
+        args.func(settings, args)
     except Failure as e:
         sys.exit(f"mailstack-backup: {e}")
-
-
-if __name__ == "__main__":
-    main()
-{% endraw %}

@@ -1,0 +1,246 @@
+"""The backup tools mailstack drives: one adapter per tool (restic, Borg).
+
+Everything that differs between the tools is here: the Debian packages, the
+append-only command a backup host forces on a client's SSH key, the repository
+URLs an operator may give, and every command line. The hosts' programs
+(mailstack-backup, mailstack-backup-server) and the deploy (roles/backup_*.py)
+choose a tool once, with TOOLS[name], and use only this interface.
+"""
+import datetime
+import glob
+import json
+import os
+import re
+import subprocess
+from dataclasses import dataclass, field
+
+REPOSITORIES = "/srv/mailstack-backup"   # on a backup host: <client fqdn>/<tool>
+CLIENT_CONFIG = "/etc/mailstack/backup"  # on a backed-up host: passphrase, SSH key, settings
+SERVER_CONFIG = "/etc/mailstack-backup"  # on a backup host: clients' passphrases, clients.json
+DUMPS = "/var/backups/mailstack"         # consistent copies of databases, made before each run
+STATE = "/var/lib/mailstack-backup"      # on a backed-up host: status, Borg's own files
+CACHE = "/var/cache/mailstack-backup"
+
+
+class Failure(Exception):
+    """A tool failed; the message is one line for the operator."""
+
+
+@dataclass
+class Repository:
+    """A repository as one host reaches it: a local path (the backup host's own
+    view), a backup host over SSH (`login` + `path`), or an operator's URL."""
+    name: str                          # for messages: the backup host or repository name
+    path: str | None = None            # on this host, or on `login`'s host
+    login: str | None = None           # user@address of a backup host
+    url: str | None = None             # an operator's repository
+    ssh: list = field(default_factory=list)      # ssh command with this host's backup key
+    environment: dict = field(default_factory=dict)  # credentials for `url`
+    cache: bool = True
+
+
+def run_tool(argv, env, cwd=None):
+    return subprocess.run(argv, env={**os.environ, **env}, cwd=cwd, text=True,
+                          stdout=subprocess.PIPE, stderr=subprocess.PIPE, stdin=subprocess.DEVNULL)
+
+
+def explain(name, stderr):
+    """One clear line for the operator from a tool's error output."""
+    text = stderr.strip()
+    if any(s in text for s in ("wrong password", "passphrase supplied", "passphrase is incorrect")):
+        return f"the passphrase does not open the repository on {name} (wrong passphrase)"
+    lines = [line for line in text.splitlines() if line.strip()]
+    return f"{name}: {' / '.join(lines[-3:]) or 'failed'}"
+
+
+def parse_time(text, local=False):
+    """A tool's time stamp as an aware UTC datetime (Borg's are local, naive)."""
+    text = text.replace("Z", "+00:00")
+    if "." in text:
+        # Nanoseconds (restic): keep microseconds, then the zone.
+        m = re.fullmatch(r"([^.]+)\.(\d+)(.*)", text)
+        text = f"{m.group(1)}.{m.group(2)[:6]}{m.group(3)}"
+    t = datetime.datetime.fromisoformat(text)
+    if t.tzinfo is None:
+        t = t.astimezone() if local else t.replace(tzinfo=datetime.timezone.utc)
+    return t.astimezone(datetime.timezone.utc)
+
+
+def repository_path(fqdn, tool):
+    """A client's repository on a backup host."""
+    return f"{REPOSITORIES}/{fqdn}/{tool}"
+
+
+class Tool:
+    name = ""
+    packages = ()         # Debian packages a backed-up host needs
+    server_packages = ()  # Debian packages a backup host needs
+    url = ""              # regular expression of the repository URLs it takes
+
+    def __init__(self, repository: Repository, passphrase_file: str, run=run_tool):
+        self.repo, self.passphrase, self.run = repository, passphrase_file, run
+
+    def call(self, *args, cwd=None, check=True):
+        result = self.run(self.argv(*args), self.env(), cwd)
+        if check and result.returncode != 0:
+            raise Failure(explain(self.repo.name, result.stderr))
+        return result
+
+    @staticmethod
+    def serve(path):
+        """The only command a client's SSH key may run on a backup host."""
+        raise NotImplementedError
+
+    def rollback(self, to):
+        raise Failure(f"rollback is for Borg ({self.name} refuses deletions outright)")
+
+
+class Restic(Tool):
+    """restic; a backup host is reached as REST over SSH (rclone, append-only)."""
+    name = "restic"
+    packages = ("restic",)
+    server_packages = ("restic", "rclone")
+    url = r"(s3:|sftp:|rest:|b2:|azure:|gs:|swift:|rclone:|/)\S+"
+
+    @staticmethod
+    def serve(path):
+        return f"rclone serve restic --stdio --append-only --config '' {path}"
+
+    def env(self):
+        env = {"RESTIC_PASSWORD_FILE": self.passphrase, **self.repo.environment}
+        if self.repo.cache:
+            env["RESTIC_CACHE_DIR"] = f"{CACHE}/restic"
+        return env
+
+    def argv(self, *args):
+        r = self.repo
+        if r.login:
+            where = ["-r", "rclone:mailstack",
+                     "-o", "rclone.program=" + " ".join(r.ssh + [r.login])]
+        elif r.url:
+            m = re.fullmatch(r"sftp:([^/:]+):(.*)", r.url)
+            # SFTP with this host's backup key (sftp:user@host:/path).
+            sftp = ["-o", "sftp.command=" + " ".join(r.ssh + [m.group(1), "-s", "sftp"])] \
+                if m and r.ssh else []
+            where = ["-r", r.url, *sftp]
+        else:
+            where = ["-r", r.path]
+        return ["restic", *where, *([] if r.cache else ["--no-cache"]), *args]
+
+    def ensure(self):
+        result = self.call("cat", "config", check=False)
+        if result.returncode != 0:
+            if "Is there a repository" not in result.stderr and "config: " not in result.stderr:
+                raise Failure(explain(self.repo.name, result.stderr))
+            self.call("init")
+
+    def backup(self, host, paths):
+        self.call("backup", "--host", host, "--tag", "mailstack", *paths)
+
+    def snapshots(self):
+        found = json.loads(self.call("snapshots", "--json").stdout or "[]")
+        return [{"id": s["short_id"], "time": parse_time(s["time"]), "raw_time": s["time"]}
+                for s in found]
+
+    def restore(self, snapshot, into, paths=()):
+        self.call("restore", snapshot, "--target", into,
+                  *[a for p in paths for a in ("--include", p)])
+
+    def prune(self, keep, host=None):
+        self.call("forget", "--prune", *(["--host", host] if host else []),
+                  *[f"--keep-{k}={v}" for k, v in keep.items()])
+
+    def check(self):
+        self.call("check", "--read-data-subset=10%")
+
+    def files(self):
+        """The paths in the newest snapshot."""
+        return self.call("ls", "latest").stdout.splitlines()[1:]
+
+
+class Borg(Tool):
+    """Borg; a backup host is reached over SSH (`borg serve --append-only`)."""
+    name = "borg"
+    packages = ("borgbackup",)
+    server_packages = ("borgbackup",)
+    url = r"ssh://\S+"
+
+    @staticmethod
+    def serve(path):
+        return f"borg serve --append-only --restrict-to-repository {path}"
+
+    def env(self):
+        env = {"BORG_PASSCOMMAND": f"cat {self.passphrase}", "BORG_BASE_DIR": f"{STATE}/borg",
+               **self.repo.environment}
+        if self.repo.ssh:
+            env["BORG_RSH"] = " ".join(self.repo.ssh)
+        if self.repo.cache:
+            env["BORG_CACHE_DIR"] = f"{CACHE}/borg"
+        return env
+
+    @property
+    def location(self):
+        r = self.repo
+        return r.url or (f"ssh://{r.login}{r.path}" if r.login else r.path)
+
+    def argv(self, *args):
+        return ["borg", *args]
+
+    def ensure(self):
+        result = self.call("info", self.location, check=False)
+        if result.returncode != 0:
+            # The backup host makes the directory; borg init refuses one that is not empty.
+            if "does not exist" not in result.stderr and "is not a valid repository" not in result.stderr:
+                raise Failure(explain(self.repo.name, result.stderr))
+            self.call("init", "--encryption", "repokey-blake2", self.location)
+
+    def backup(self, host, paths):
+        self.call("create", "--compression", "zstd,3", "--one-file-system",
+                  f"{self.location}::{host}-{{utcnow:%Y-%m-%dT%H:%M:%S.%f}}", *paths)
+
+    def archives(self):
+        return json.loads(self.call("list", "--json", self.location).stdout)["archives"]
+
+    def snapshots(self):
+        return [{"id": a["name"], "time": parse_time(a["start"], local=True), "raw_time": a["start"]}
+                for a in self.archives()]
+
+    def restore(self, snapshot, into, paths=()):
+        self.call("extract", f"{self.location}::{snapshot}", *[p.lstrip("/") for p in paths],
+                  cwd=into)
+
+    def prune(self, keep, host=None):
+        self.call("prune", *[f"--keep-{k}={v}" for k, v in keep.items()], self.location)
+        self.call("compact", self.location)
+
+    def check(self):
+        self.call("check", self.location)
+
+    def files(self):
+        newest = self.archives()[-1]["name"]
+        listing = self.call("list", "--format", "{path}{NL}", f"{self.location}::{newest}").stdout
+        return ["/" + p for p in listing.splitlines()]
+
+    def rollback(self, to):
+        """Borg's documented recovery for append-only repositories: drop every
+        transaction after the last one committed at or before `to` (naive UTC).
+        Works on the repository's own directory (the backup host)."""
+        good = None
+        with open(os.path.join(self.repo.path, "transactions")) as f:
+            for line in f:
+                m = re.match(r"transaction (\d+), UTC time (\S+)", line)
+                if m and datetime.datetime.fromisoformat(m.group(2)) <= to:
+                    good = int(m.group(1))
+        if good is None:
+            raise Failure(f"no transaction of {self.repo.name} at or before {to.isoformat()}")
+        dropped = 0
+        for path in glob.glob(os.path.join(self.repo.path, "data", "*", "*")) + \
+                glob.glob(os.path.join(self.repo.path, "*.[0-9]*")):
+            number = os.path.basename(path).rsplit(".", 1)[-1]
+            if number.isdigit() and int(number) > good:
+                os.remove(path)
+                dropped += 1
+        return good, dropped
+
+
+TOOLS = {tool.name: tool for tool in (Restic, Borg)}
