@@ -5,7 +5,7 @@ against the real one. Pebble makes a new root at every start, so it is restarted
 only when its configuration changes.
 """
 from pyinfra import host
-from pyinfra.operations import files, systemd
+from pyinfra.operations import files
 
 from roles import Service
 

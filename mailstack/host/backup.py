@@ -32,7 +32,7 @@ import tempfile
 import time
 
 from .backup_tools import (CLIENT_CONFIG, DUMPS, STATE, TOOLS, Failure, Repository,
-                           parse_time)
+                           main_with_settings, parse_time)
 
 SETTINGS = f"{CLIENT_CONFIG}/settings.json"
 PASSPHRASE = f"{CLIENT_CONFIG}/passphrase"
@@ -213,7 +213,8 @@ def pick(found, name, as_of=None, snapshot=None):
         limit = parse_time(as_of)
         found = [s for s in found if s["time"] <= limit]
     if not found:
-        raise Failure(f"no snapshot {'as of ' + as_of if as_of else snapshot or ''} on {name}")
+        which = f"as of {as_of}" if as_of else snapshot if snapshot else "at all"
+        raise Failure(f"no snapshot {which} on {name}")
     return found[-1]
 
 
@@ -237,7 +238,7 @@ def merge_maildir(saved, live, uid, gid):
                                if f.startswith(".") and os.path.isdir(os.path.join(saved, f, "cur"))]
     for src, dst in pairs:
         if not os.path.isdir(dst):
-            folders.append(os.path.basename(dst).lstrip(".") or "INBOX")
+            folders.append("INBOX" if dst == live else os.path.basename(dst).lstrip("."))
         have = set()
         for sub in ("cur", "new", "tmp"):
             os.makedirs(os.path.join(dst, sub), exist_ok=True)
@@ -388,10 +389,4 @@ def parser():
 
 
 def main(argv=None, settings_file=SETTINGS):
-    args = parser().parse_args(argv)
-    with open(settings_file) as f:
-        settings = json.load(f)
-    try:
-        args.func(settings, args)
-    except Failure as e:
-        sys.exit(f"mailstack-backup: {e}")
+    main_with_settings("mailstack-backup", parser(), argv, settings_file)

@@ -20,7 +20,8 @@ import os
 import subprocess
 import sys
 
-from .backup_tools import SERVER_CONFIG, TOOLS, Failure, Repository, run_tool
+from .backup_tools import (SERVER_CONFIG, TOOLS, Failure, Repository, main_with_settings,
+                           run_tool)
 
 CLIENTS = f"{SERVER_CONFIG}/clients.json"
 
@@ -102,10 +103,4 @@ def parser():
 
 
 def main(argv=None, settings_file=CLIENTS):
-    args = parser().parse_args(argv)
-    with open(settings_file) as f:
-        settings = json.load(f)
-    try:
-        args.func(settings, args)
-    except Failure as e:
-        sys.exit(f"mailstack-backup-server: {e}")
+    main_with_settings("mailstack-backup-server", parser(), argv, settings_file)

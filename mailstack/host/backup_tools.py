@@ -12,6 +12,7 @@ import json
 import os
 import re
 import subprocess
+import sys
 from dataclasses import dataclass, field
 
 REPOSITORIES = "/srv/mailstack-backup"   # on a backup host: <client fqdn>/<tool>
@@ -64,6 +65,18 @@ def parse_time(text, local=False):
     if t.tzinfo is None:
         t = t.astimezone() if local else t.replace(tzinfo=datetime.timezone.utc)
     return t.astimezone(datetime.timezone.utc)
+
+
+def main_with_settings(prog, parser, argv, settings_file):
+    """A backup program's main: parse argv, load its settings (JSON, from the
+    deploy), run the subcommand; a Failure ends it with one line."""
+    args = parser.parse_args(argv)
+    with open(settings_file) as f:
+        settings = json.load(f)
+    try:
+        args.func(settings, args)
+    except Failure as e:
+        sys.exit(f"{prog}: {e}")
 
 
 def repository_path(fqdn, tool):

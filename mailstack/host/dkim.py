@@ -68,9 +68,16 @@ class Keys:
             f.write(selector + "\n")
 
     def new_key(self, domain):
-        stamp = datetime.datetime.fromtimestamp(self.clock(), datetime.timezone.utc)
-        selector = "ms" + stamp.strftime("%Y%m%d%H%M%S")
-        key = self.path(domain, selector, "key")
+        # A selector is the time it was made; a second key within one second takes
+        # the next free second rather than overwrite the first.
+        when = int(self.clock())
+        while True:
+            stamp = datetime.datetime.fromtimestamp(when, datetime.timezone.utc)
+            selector = "ms" + stamp.strftime("%Y%m%d%H%M%S")
+            key = self.path(domain, selector, "key")
+            if not os.path.exists(key):
+                break
+            when += 1
         self.keygen(key, domain, selector, self.bits)
         self.chown(key)
         os.chmod(key, 0o600)
@@ -110,6 +117,9 @@ class Keys:
         if not os.path.exists(self.path(domain, selector, "key")):
             raise LookupError(f"no key {domain}.{selector}")
         old = self.active(domain)
+        # Back to a key that was retiring: it stays.
+        if os.path.exists(self.path(domain, selector, "retire")):
+            os.remove(self.path(domain, selector, "retire"))
         self.set_active(domain, selector)
         self.rebuild_map()
         if old and old != selector:

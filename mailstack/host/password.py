@@ -92,8 +92,10 @@ def change(address, password, passwd=PASSWD, changes_file=CHANGES):
     if os.path.exists(changes_file):
         with open(changes_file) as f:
             changes = parse_changes(f.read())
-    # Remember which hash from the data this change replaces.
-    base = changes[address][0] if address in changes else fingerprint(live)
+    # Remember which hash from the data this change replaces: the one an earlier
+    # change replaced while that change is still live, else the live one.
+    earlier = changes.get(address)
+    base = earlier[0] if earlier and earlier[1] == live else fingerprint(live)
     changes[address] = (base, new)
     write_atomically(changes_file, format_changes(changes), 0o600, 0)
     for path, table in hashes.items():
