@@ -16,6 +16,7 @@ from roles.backup_server import backup_server
 from roles.base import base
 from roles.dns import dns
 from roles.dovecot import dovecot
+from roles.nullmailer import nullmailer
 from roles.outside import outside
 from roles.postfix import postfix
 from roles.resolver import resolver
@@ -33,13 +34,13 @@ shared_services_up = Checkpoint("DNS and the ACME CA on every host")
 # challenges on port 80 before tls asks for the certificate that web's HTTPS
 # sites need.
 ORDER = [base, dns, resolver, acme_ca, shared_services_up, web_http, tls, web, rspamd, postfix,
-         dovecot, webmail, outside, backup_server, backup_client]
+         dovecot, webmail, outside, nullmailer, backup_server, backup_client]
 EVERY_HOST = {base, shared_services_up}
 BY_ROLE = {
-    "dns": {dns, resolver, backup_client},
+    "dns": {dns, resolver, nullmailer, backup_client},
     "primary_mx": {web_http, tls, web, rspamd, postfix, dovecot, webmail, backup_client},
     "backup_mx": {web_http, tls, web, rspamd, postfix, backup_client},
-    "backup": {backup_server},
+    "backup": {nullmailer, backup_server},
     "outside": {outside},   # lab only
     "acme_ca": {acme_ca},   # lab only
 }

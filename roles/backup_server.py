@@ -45,11 +45,11 @@ class BackupServer(Service):
             self.put(f"{SERVER_CONFIG}/{fqdn}.passphrase", secret["passphrase"] + "\n", mode="600",
                      watch=False)
         self.put(f"{SERVER_CONFIG}/clients.json",
-                 json.dumps(server_settings(mail, host.data.backup_clients), indent=1,
+                 json.dumps(server_settings(mail, host.data.fqdn, host.data.backup_clients), indent=1,
                             sort_keys=True) + "\n", mode="600", watch=False)
         self.program("mailstack-backup-server")
         self.units(*[f"mailstack-backup-{job}.{kind}" for job in ("prune", "check")
-                     for kind in ("service", "timer")],
+                     for kind in ("service", "timer")], "mailstack-backup-alert.service",
                    start=["mailstack-backup-prune.timer", "mailstack-backup-check.timer"])
 
 
