@@ -53,10 +53,10 @@ def now():
 
 def owned_by_client(client):
     """Run a tool, then give what it wrote as root back to the client's account,
-    which writes next. Output goes to the journal."""
+    which writes next. Its messages go to the journal (stderr); our own output
+    stays what the subcommand prints."""
     def run(argv, env, cwd=None):
         result = run_tool(argv, env, cwd)
-        sys.stdout.write(result.stdout)
         sys.stderr.write(result.stderr)
         subprocess.run(["chown", "-R", f"{client['user']}:{client['user']}",
                         client["repository"]], check=True)
