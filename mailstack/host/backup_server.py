@@ -133,7 +133,7 @@ def verify(found, ledger, at):
             future.append(sid)
         elif since and s["time"] < since - BACKDATE:
             backdated.append(sid)
-        arrived = s.get("arrived") or max(since or s["time"], min(s["time"], at))
+        arrived = s.get("arrived") or (max(since, min(s["time"], at)) if since else min(s["time"], at))
         table[sid] = {"arrived": arrived.isoformat(), "time": s["time"].isoformat()}
     deleted = sorted(set(known) - set(present) - set(ledger.get("forgetting", [])))
     problems = []
@@ -194,8 +194,8 @@ def each_verified(settings, then, doing):
                                 + "; ".join(problems))
             else:
                 then(client, tool, ledger)
-        except Failure as e:
-            failures.append(str(e))
+        except (Failure, OSError, subprocess.CalledProcessError) as e:
+            failures.append(f"{client['host']}: {e}" if not isinstance(e, Failure) else str(e))
     if failures:
         raise Failure(" | ".join(failures))
 
@@ -240,8 +240,12 @@ def forget(settings, args):
     unknown = [sid for sid in args.ids if sid not in known]
     if unknown:
         raise Failure(f"no snapshot {', '.join(unknown)} of {args.client}")
-    tool.forget(args.ids)
     ledger = read_ledger(client)
+    # Recorded first: if the tool stops halfway, their absence is ours.
+    ledger["forgetting"] = sorted(set(ledger["forgetting"]) | set(args.ids))
+    write_ledger(client, ledger)
+    tool.forget(args.ids)
+    ledger["forgetting"] = []
     for sid in args.ids:
         ledger["snapshots"].pop(sid, None)
     ledger["refused"] = [sid for sid in ledger["refused"] if sid not in args.ids]
@@ -264,8 +268,9 @@ def notify_failure(settings, args):
     lines = [f"  {h}: {p}" for h, p in sorted(problems.items()) if p] or ["  see the log below"]
     send(alert_mail(
         host, settings["postmaster"], f"Backup verification on {host} failed",
-        "The backup host found changes no client may make, and pruned nothing:\n\n"
-        + "\n".join(lines) + "\n\nSee README, \"If a mail host is compromised\". Once the "
+        "The backup host did not prune or check these clients' repositories: it found\n"
+        "changes no client may make, or a step failed (the log below says which):\n\n"
+        + "\n".join(lines) + "\n\nSee README, \"If a mail host is compromised\". Once a "
         "repository is good again:\n  mailstack-backup-server accept CLIENT\n\n"
         + journal("mailstack-backup-prune.service") + journal("mailstack-backup-check.service")))
 

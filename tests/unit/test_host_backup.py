@@ -820,8 +820,7 @@ def server_runner(monkeypatch, tmp_path):
     the ledgers are kept in tmp_path/ledger."""
     fake = Fake()
     monkeypatch.setattr(backup_server, "owned_by_client", lambda client: fake)
-    for func in (backup_server.read_ledger, backup_server.write_ledger, backup_server.verified):
-        monkeypatch.setattr(func, "__defaults__", (str(tmp_path / "ledger"),))
+    monkeypatch.setattr(backup_server, "LEDGER", str(tmp_path / "ledger"))
     return fake
 
 
@@ -904,11 +903,17 @@ def test_server_tool_for_reads_the_clients_passphrase_without_cache():
 @pytest.mark.parametrize("argv, command, client", [
     (["prune"], "prune", None), (["check"], "check", None),
     (["snapshots", "mx1"], "snapshots", "mx1"), (["files", "mx1"], "files", "mx1"),
-    (["status"], "status", None), (["accept", "mx1"], "accept", "mx1")])
+    (["status"], "status", None), (["accept", "mx1"], "accept", "mx1"),
+    (["forget", "mx1", "1a2b"], "forget", "mx1")])
 def test_server_commands(argv, command, client):
     args = backup_server.parser().parse_args(argv)
     assert args.command == command and getattr(args, "client", None) == client
     assert args.func is getattr(backup_server, command)
+
+
+def test_server_forget_takes_a_client_and_ids():
+    args = backup_server.parser().parse_args(["forget", "mx1", "1a2b", "3c4d"])
+    assert (args.client, args.ids, args.func) == ("mx1", ["1a2b", "3c4d"], backup_server.forget)
 
 
 def test_server_rollback_takes_client_and_to():
@@ -918,7 +923,7 @@ def test_server_rollback_takes_client_and_to():
 
 @pytest.mark.parametrize("argv", [[], ["snapshots"], ["files"], ["rollback", "mx1"],
                                   ["rollback", "--to", "2026-11-30"], ["prune", "mx1"],
-                                  ["restore"], ["check", "--to", "x"]])
+                                  ["restore"], ["check", "--to", "x"], ["forget"], ["forget", "mx1"]])
 def test_server_bad_invocations_exit_2(argv, capsys):
     with pytest.raises(SystemExit) as e:
         backup_server.parser().parse_args(argv)
@@ -930,3 +935,22 @@ def test_merge_maildir_into_a_mailbox_that_lost_everything_names_inbox(mailboxes
     saved, _ = mailboxes
     _, folders = merge(saved, tmp_path / "gone" / "Maildir")
     assert folders == ["INBOX", "Archive", "Sent"]
+
+
+def test_server_commands_print_only_their_own_output_while_the_tool_talks(tmp_path, monkeypatch,
+                                                                          capsys):
+    """The tools' own chatter goes to the journal (stderr): `snapshots` prints JSON
+    alone, which the operator's scripts and the lab read."""
+    import subprocess as sp
+    from mailstack.host import backup_server
+    chatter = json.dumps([{"short_id": "ab12", "id": "ab12ff", "time": "2026-11-30T10:00:00Z"}])
+    monkeypatch.setattr(backup_server, "run_tool",
+                        lambda argv, env, cwd=None: sp.CompletedProcess(argv, 0, chatter, "a warning\n"))
+    monkeypatch.setattr(backup_server.subprocess, "run", lambda *a, **k: sp.CompletedProcess(a, 0))
+    clients = tmp_path / "clients.json"
+    clients.write_text(json.dumps({"tool": "restic", "keep": {"daily": 7}, "host": "bk", "postmaster": "p@x",
+                                   "clients": [{"host": "mx1", "user": "bk-mx1", "repository": "/r/mx1/restic"}]}))
+    backup_server.main(["snapshots", "mx1"], settings_file=str(clients))
+    out = capsys.readouterr()
+    assert json.loads(out.out) == [{"id": "ab12", "time": "2026-11-30T10:00:00Z"}]
+    assert "a warning" in out.err
