@@ -81,6 +81,11 @@ DEFAULTS = {
     "tls.acme_directory": LETS_ENCRYPT,        # the ACME CA the certificates come from
     "greylisting.delay": "5m",                 # a new sender's retry is accepted after this
     "greylisting.exempt_networks": [],         # clients never greylisted (CIDR)
+    "firewall.ssh_from": ["0.0.0.0/0", "::/0"],  # who may reach SSH (the operator; CIDR)
+    "fail2ban.maxretry": 5,                    # failed logins from one client before a ban
+    "fail2ban.findtime": "10m",                # ... counted over this window
+    "fail2ban.bantime": "1h",                  # a banned client is refused on every port this long
+    "fail2ban.ignore": [],                     # clients never banned (CIDR), besides the system's hosts
     "spam.reject": 15,                         # rspamd score above which mail is refused at SMTP time
     "spam.junk": 6,                            # ... above which it is marked as spam (filed in Junk)
     "spam.greylist": 4,                        # ... above which a new sender is greylisted
@@ -255,6 +260,18 @@ class MailDNS:
 
 
 @dataclass(frozen=True)
+class Firewall:
+    """nftables on every host: only what the host serves is open; SSH from ssh_from.
+    fail2ban bans a client after maxretry failed logins within findtime (seconds),
+    for bantime (seconds)."""
+    ssh_from: tuple[str, ...] = tuple(DEFAULTS["firewall.ssh_from"])
+    maxretry: int = DEFAULTS["fail2ban.maxretry"]
+    findtime: int = 600
+    bantime: int = 3600
+    ignore: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
 class MailSystem:
     name: str
     hosts: tuple[Host, ...]
@@ -273,6 +290,7 @@ class MailSystem:
     # runs only the first level crossed).
     quota_warnings: tuple[int, ...] = tuple(DEFAULTS["quota_warnings"])
     spam: Spam = Spam()
+    firewall: Firewall = Firewall()
 
     def hosts_with(self, role):
         return [h for h in self.hosts if role in h.roles]
@@ -486,7 +504,7 @@ def parse_system(raw, path) -> MailSystem:
     r.mapping(raw, "", required=("hosts", "domains"),
               optional=("name", "defaults", "limits", "mailboxes", "aliases",
                         "password_hashes_file", "postmaster", "tls", "dns", "greylisting", "queue",
-                        "webmail", "backup", "quota_warnings", "spam"))
+                        "webmail", "backup", "quota_warnings", "spam", "firewall", "fail2ban"))
     name = _name(r, raw, path)
     hosts = _hosts(r, raw["hosts"])
     defaults = r.mapping(raw.get("defaults") or {}, "defaults",
@@ -557,7 +575,27 @@ def parse_system(raw, path) -> MailSystem:
     return MailSystem(name, hosts, domains, mailboxes, aliases, limits, postmaster, tls,
                       _dns(r, raw.get("dns") or {}, postmaster), greylisting, queue,
                       Webmail(database), backup,
-                      _quota_warnings(r, raw), _spam(r, raw.get("spam") or {}))
+                      _quota_warnings(r, raw), _spam(r, raw.get("spam") or {}),
+                      _firewall(r, raw.get("firewall") or {}, raw.get("fail2ban") or {}))
+
+
+def _networks(r, raw, key):
+    """A list of networks (CIDR) under `key` of DEFAULTS."""
+    where = key
+    networks = r.listof(r.setting(raw, key), where)
+    for i, n in enumerate(networks):
+        r.network(n, f"{where}[{i}]")
+    return tuple(str(n) for n in networks)
+
+
+def _firewall(r, fw, f2b):
+    r.mapping(fw, "firewall", optional=("ssh_from",))
+    r.mapping(f2b, "fail2ban", optional=("maxretry", "findtime", "bantime", "ignore"))
+    return Firewall(_networks(r, fw, "firewall.ssh_from"),
+                    r.setting(f2b, "fail2ban.maxretry", r.positive),
+                    r.setting(f2b, "fail2ban.findtime", r.duration),
+                    r.setting(f2b, "fail2ban.bantime", r.duration),
+                    _networks(r, f2b, "fail2ban.ignore"))
 
 
 def _name(r, raw, path):

@@ -118,13 +118,3 @@ def test_php_code_can_neither_relay_nor_submit_locally(hosts):
                       "runuser -u www-data -- /usr/sbin/sendmail -t")
     assert submit.rc != 0 and "not authorized" in (submit.stderr + submit.stdout)
 
-
-@pytest.mark.parametrize("port", [11334, 11332, 6379])
-def test_rspamd_and_redis_without_passwords_are_not_reachable_from_outside(hosts, lab, port):
-    """rspamd's controller (learning, its web UI), its milter and redis have no
-    passwords: they listen on loopback only, on every MX."""
-    outside = hosts["outside"]
-    for name in ("mx1", "mx2"):
-        address = lab["hosts"][name]["address"]
-        probe = outside.run(f"timeout 5 bash -c 'exec 3<>/dev/tcp/{address}/{port}'")
-        assert probe.rc != 0, f"{name}:{port} answers from outside"
