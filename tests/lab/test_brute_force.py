@@ -2,10 +2,12 @@
 any protocol the guesser is refused on every port for a while, and nobody else is;
 ports nothing serves are closed; the rules come back after a reboot."""
 import shlex
+import subprocess
 import time
 
 import pytest
 
+from .mailclient import message
 from .test_backup_mx import container
 
 OUTSIDE_OTHER = "10.66.0.21"   # a second client on the internet (an extra address of outside)
@@ -140,3 +142,27 @@ def test_the_firewall_comes_back_after_a_reboot(internet, hosts, lab):
     assert not reachable(outside, mx2, 143, source)
     assert "table inet mailstack" in hosts["mx2"].check_output("nft list tables")
     assert hosts["mx2"].service("fail2ban").is_running
+
+
+IDLE = r'''
+import socket, sys, time
+held = [socket.create_connection((sys.argv[1], 12340), 5) for _ in range(20)]
+print(len(held), flush=True)
+time.sleep(float(sys.argv[2]))
+'''
+
+
+def test_idle_connections_to_the_quota_service_do_not_delay_a_delivery(hosts, lab, mx1, mailbox):
+    """Only the backup MX may reach Dovecot's quota service from outside mx1; even
+    20 idle connections from it leave a delivery's RCPT check unhurt."""
+    address = lab["hosts"]["mx1"]["address"]
+    ssh = ["ssh", "-F", lab["ssh_config"], "mx2", "python3", "-c", shlex.quote(IDLE), address, "40"]
+    idle = subprocess.Popen(ssh, stdout=subprocess.PIPE, text=True)
+    try:
+        assert idle.stdout.readline().strip() == "20"
+        _, text = message("someone@example.test", mailbox("carol@acme.test")["address"], "quota check")
+        start = time.monotonic()
+        assert mx1.deliver([mailbox("carol@acme.test")["address"]], text) == {}
+        assert time.monotonic() - start < 10
+    finally:
+        idle.kill()
