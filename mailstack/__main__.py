@@ -13,6 +13,9 @@
                                                sends it to the primary now
     python -m mailstack backup-status INVENTORY.py
                                                each host's last backup; exit 1 if one failed
+    python -m mailstack backup-prune INVENTORY.py [--check]
+                                               with backup.prune_from: operator, verify and
+                                               prune (or check) every repository from here
     python -m mailstack restore-mailbox INVENTORY.py ADDRESS [--as-of TIME]
                                                bring back a mailbox's mail and folders as of
                                                TIME (ISO 8601), keeping mail that came since
@@ -91,6 +94,34 @@ def rotate_dkim(inventory, system, domain, overlap, timeout=120):
     print(f"{domain}: signing with {selector}; the old key retires in {overlap}s")
 
 
+def backup_prune(inventory, check=False):
+    """The stronger mode (backup.prune_from: operator): this machine verifies and
+    prunes every repository; the backup hosts never hold a passphrase."""
+    from .backup import operator_repositories
+    from .host.backup_server import check_all, prune_all
+    from .host.backup_tools import Failure
+    from .secrets import SECRETS
+    system, _ = inventory_system(inventory)
+    if not system.backup or system.backup.prune_from != "operator":
+        sys.exit("mailstack: backup.prune_from is not 'operator': the backup hosts prune themselves")
+    secrets_dir = SECRETS / system.name / "backup"
+    failed = False
+    for target, repositories in operator_repositories(system, runpy.run_path(inventory),
+                                                      secrets_dir).items():
+        ledger = secrets_dir / "ledger" / target
+        try:
+            if check:
+                check_all(repositories, ledger)
+            else:
+                prune_all(repositories, system.backup.keep, ledger)
+            print(f"{target}: {len(repositories)} repositories verified and "
+                  f"{'checked' if check else 'pruned'}")
+        except Failure as e:
+            print(f"{target}: {e}", file=sys.stderr)
+            failed = True
+    sys.exit(1 if failed else 0)
+
+
 def main(argv):
     command, args = (argv[0], argv[1:]) if argv else (None, [])
     if command == "hash-password" and not args:
@@ -138,6 +169,8 @@ def main(argv):
         text, ok = report(statuses, run_on(args[0], "backup", VERIFICATION_COMMAND))
         print(text)
         sys.exit(0 if ok else 1)
+    elif command == "backup-prune" and args[1:] in ([], ["--check"]):
+        backup_prune(args[0], check=bool(args[1:]))
     elif command == "restore-mailbox" and len(args) in (2, 4) and args[2:3] in ([], ["--as-of"]):
         from .facts import run_here
         system, _ = inventory_system(args[0])

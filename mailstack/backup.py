@@ -85,3 +85,42 @@ def report(outputs: dict, verification: dict | None = None) -> tuple[str, bool]:
         lines.append(f"{fqdn:24} {status.get('tool', '-'):7} {status.get('last_success', 'never'):26} "
                      f"{next_run.strip() or '-':30} {problem or 'ok'}")
     return "\n".join(lines), ok
+
+
+def ssh_to(data: dict, fqdn: str) -> tuple[list[str], str, bool]:
+    """(ssh command, login, is root) to reach a host the way pyinfra does, from its
+    inventory data (ssh_* settings)."""
+    argv = ["ssh", "-o", "BatchMode=yes"]
+    if data.get("ssh_key"):
+        argv += ["-i", str(data["ssh_key"]), "-o", "IdentitiesOnly=yes"]
+    if data.get("ssh_port"):
+        argv += ["-p", str(data["ssh_port"])]
+    if data.get("ssh_known_hosts_file"):
+        argv += ["-o", f"UserKnownHostsFile={data['ssh_known_hosts_file']}"]
+    if data.get("ssh_strict_host_key_checking"):
+        argv += ["-o", f"StrictHostKeyChecking={data['ssh_strict_host_key_checking']}"]
+    user = data.get("ssh_user")
+    address = data.get("ssh_hostname") or fqdn
+    return argv, f"{user}@{address}" if user else address, user in (None, "root")
+
+
+def operator_repositories(system: MailSystem, groups: dict, secrets_dir) -> dict:
+    """{backup host: [(client, tool)]}: every repository on every backup host, reached
+    from the operator's machine with full access (backup.prune_from: operator). The
+    tool runs here with the passphrase from secrets/; the backup host only serves
+    the repository's files, as the client's account."""
+    from .host.backup_tools import TOOLS, Repository
+    data = {name: d for hosts in groups.values() if isinstance(hosts, list)
+            for name, d in hosts if isinstance(d, dict)}
+    by_target = {}
+    for target in system.backup.targets:
+        ssh, login, root = ssh_to(data.get(target, {}), target)
+        for h in clients(system):
+            user = account(h.fqdn)
+            client = {"host": h.fqdn, "user": user,
+                      "repository": repository_path(h.fqdn, system.backup.tool)}
+            repo = Repository(f"{h.fqdn} on {target}", path=client["repository"], login=login,
+                              ssh=ssh, remote_as=f"runuser -u {user} --" if root else f"sudo -n -u {user}")
+            by_target.setdefault(target, []).append((client, TOOLS[system.backup.tool](
+                repo, str(secrets_dir / f"{h.fqdn}.passphrase"))))
+    return by_target

@@ -52,6 +52,7 @@ PORT_MAX = 65535
 SIZE_MAX = 1024**5   # 1024T: anything bigger is a typo
 WEBMAIL_DATABASES = ("sqlite", "postgresql")
 BACKUP_TOOLS = tuple(TOOLS)
+PRUNE_FROM = ("backup_host", "operator")
 LETS_ENCRYPT = "https://acme-v02.api.letsencrypt.org/directory"
 DMARC_POLICIES = ("none", "quarantine", "reject")
 MTA_STS_MODES = ("enforce", "testing", "none")
@@ -98,6 +99,7 @@ DEFAULTS = {
     "backup.randomized_delay": "1h",           # backup runs spread over this window
     "backup.keep": {"daily": 7, "weekly": 4, "monthly": 12},  # snapshots kept (pruned on the backup host)
     "backup.check": "weekly",                  # OnCalendar of the repository check (backup host)
+    "backup.prune_from": "backup_host",        # backup_host, or operator: the backup host never holds passphrases
     "backup.repositories": [],                 # more copies, at the operator's storage providers
     "dns.ttl": 300,                            # TTL of the published records (seconds)
     "dns.dmarc_policy": "reject",              # DMARC p=
@@ -239,6 +241,7 @@ class Backup:
     keep: dict                      # {"daily": 7, "weekly": 4, "monthly": 12}
     check: str                      # OnCalendar of the repository check (backup host)
     repositories: tuple[Repository, ...] = ()   # more copies, e.g. another provider
+    prune_from: str = "backup_host"  # who prunes: the backup host, or the operator's machine
 
 
 @dataclass(frozen=True)
@@ -658,7 +661,7 @@ def _backup(r, raw, hosts):
     if raw is None and not targets:
         return None
     raw = r.mapping(raw or {}, "backup", optional=("tool", "schedule", "randomized_delay",
-                                                   "keep", "check", "repositories"))
+                                                   "keep", "check", "repositories", "prune_from"))
     if not targets:
         r.fail("backup", "no host has the role backup (the backups' destination)")
     tool = r.setting(raw, "backup.tool")
@@ -693,7 +696,14 @@ def _backup(r, raw, hosts):
     keep = {k: r.positive(keep_raw.get(k, v), f"backup.keep.{k}") for k, v in keep_defaults.items()}
     return Backup(tool, tuple(targets), schedules["schedule"],
                   r.setting(raw, "backup.randomized_delay", r.duration),
-                  keep, schedules["check"], tuple(repositories))
+                  keep, schedules["check"], tuple(repositories), _prune_from(r, raw))
+
+
+def _prune_from(r, raw):
+    value = r.setting(raw, "backup.prune_from")
+    if value not in PRUNE_FROM:
+        r.fail("backup.prune_from", f"'{value}' is not who prunes (allowed: {', '.join(PRUNE_FROM)})")
+    return value
 
 
 def _dns(r, raw, postmaster):

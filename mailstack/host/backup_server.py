@@ -165,7 +165,7 @@ def keep_by_arrival(table, keep):
     return kept
 
 
-def verified(settings, client, tool, ledger_dir=None):
+def verified(client, tool, ledger_dir=None):
     """Verify one client; record what is new. Returns (ledger, problems): on a
     problem the ledger keeps its last good state and remembers what it refused, so
     the alert stays until the operator acts (rollback, forget, accept)."""
@@ -181,14 +181,13 @@ def verified(settings, client, tool, ledger_dir=None):
     return ledger, problems
 
 
-def each_verified(settings, then, doing):
-    """Verify every client, run `then(client, tool, ledger)` for those that pass,
-    and fail (exit non-zero, naming each client's problem) if any did not."""
+def each_verified(clients, then, doing, ledger_dir=None):
+    """Verify each (client, tool), run `then(client, tool, ledger)` for those that
+    pass, and fail (exit non-zero, naming each client's problem) if any did not."""
     failures = []
-    for client in existing(settings):
-        tool = tool_for(settings, client)
+    for client, tool in clients:
         try:
-            ledger, problems = verified(settings, client, tool)
+            ledger, problems = verified(client, tool, ledger_dir)
             if problems:
                 failures.append(f"{client['host']}: verification failed, not {doing}: "
                                 + "; ".join(problems))
@@ -200,23 +199,32 @@ def each_verified(settings, then, doing):
         raise Failure(" | ".join(failures))
 
 
-def prune(settings, args):
+def prune_all(clients, keep, ledger_dir=None):
+    """Verify, then apply the keep rules (on arrival times) to each (client, tool)."""
     def apply_retention(client, tool, ledger):
-        gone = sorted(set(ledger["snapshots"]) - keep_by_arrival(ledger["snapshots"], settings["keep"]))
+        gone = sorted(set(ledger["snapshots"]) - keep_by_arrival(ledger["snapshots"], keep))
         if gone:
             # Recorded first: if the tool stops halfway, their absence is ours.
             ledger["forgetting"] = gone
-            write_ledger(client, ledger)
+            write_ledger(client, ledger, ledger_dir)
             tool.forget(gone)
             for sid in gone:
                 del ledger["snapshots"][sid]
             ledger["forgetting"] = []
-            write_ledger(client, ledger)
-    each_verified(settings, apply_retention, "pruned")
+            write_ledger(client, ledger, ledger_dir)
+    each_verified(clients, apply_retention, "pruned", ledger_dir)
+
+
+def check_all(clients, ledger_dir=None):
+    each_verified(clients, lambda client, tool, ledger: tool.check(), "checked", ledger_dir)
+
+
+def prune(settings, args):
+    prune_all([(c, tool_for(settings, c)) for c in existing(settings)], settings["keep"])
 
 
 def check(settings, args):
-    each_verified(settings, lambda client, tool, ledger: tool.check(), "checked")
+    check_all([(c, tool_for(settings, c)) for c in existing(settings)])
 
 
 def accept(settings, args):

@@ -41,6 +41,10 @@ class Repository:
     ssh: list = field(default_factory=list)      # ssh command with this host's backup key
     environment: dict = field(default_factory=dict)  # credentials for `url`
     cache: bool = True
+    # The operator reaching a backup host with full access (backup.prune_from:
+    # operator): the repository server runs there behind this command (e.g. "sudo -u
+    # bk-mx1"), as the client's account, and not append-only.
+    remote_as: str | None = None
 
 
 def run_tool(argv, env, cwd=None):
@@ -159,7 +163,11 @@ class Restic(Tool):
 
     def argv(self, *args):
         r = self.repo
-        if r.login:
+        if r.login and r.remote_as:
+            where = ["-r", f"rclone:{r.path}",
+                     "-o", "rclone.program=" + " ".join(r.ssh + [r.login]),
+                     "-o", f"rclone.args={r.remote_as} rclone serve restic --stdio --config ''"]
+        elif r.login:
             where = ["-r", "rclone:mailstack",
                      "-o", "rclone.program=" + " ".join(r.ssh + [r.login])]
         elif r.url:
@@ -244,6 +252,8 @@ class Borg(Tool):
         return r.url or (f"ssh://{r.login}{r.path}" if r.login else r.path)
 
     def argv(self, *args):
+        if self.repo.remote_as:
+            return ["borg", "--remote-path", f"{self.repo.remote_as} borg", *args]
         return ["borg", *args]
 
     def ensure(self):

@@ -385,3 +385,33 @@ def test_mx1_destroyed_and_rebuilt_from_its_backup_serves_the_same_mail_and_dkim
     count = len(snapshots(hosts["mx1"]))
     assert back_up(hosts["mx1"]) == "success"
     assert len(snapshots(hosts["mx1"])) == count + 1
+
+
+def test_with_the_operator_pruning_the_backup_host_holds_no_passphrase(hosts, tmp_path):
+    mx1, backup = hosts["mx1"], hosts["backup"]
+    data = lab_variant(tmp_path / "mail.yml", ("tool: restic", "tool: restic\n  prune_from: operator"))
+    deploy(data)
+    try:
+        assert backup.run("ls /etc/mailstack-backup/*.passphrase").rc != 0
+        for job in ("prune", "check"):
+            assert not backup.service(f"mailstack-backup-{job}.timer").is_running
+        assert back_up(mx1) == "success"
+        pruned = mailstack("backup-prune", "inventory/lab.py", data=data)
+        assert pruned.returncode == 0, pruned.stdout + pruned.stderr
+        assert "backup.acme.test: 3 repositories verified and pruned" in pruned.stdout
+        checked = mailstack("backup-prune", "inventory/lab.py", "--check", data=data)
+        assert checked.returncode == 0, checked.stdout + checked.stderr
+        # The same verification as the backup host's: a forged date stops the prune.
+        forge = f"{client_command('restic')} backup --host mx1.acme.test --time '2031-02-01 03:00:00' /etc/hostname"
+        mx1.run_expect([0], f"timeout 120 sh -c {json.dumps(forge)}")
+        refused = mailstack("backup-prune", "inventory/lab.py", data=data)
+        assert refused.returncode == 1
+        assert "mx1.acme.test: verification failed, not pruned: 1 snapshot(s) dated in the future" \
+            in refused.stderr
+    finally:
+        deploy(DATA)
+    # Back to the backup host pruning: the forgery is its to remove.
+    forged = [s["id"] for s in server_snapshots(backup, "mx1.acme.test") if s["time"].startswith("2031")]
+    backup.check_output(f"mailstack-backup-server forget mx1.acme.test {' '.join(forged)}")
+    backup.check_output("mailstack-backup-server accept mx1.acme.test")
+    backup.run_expect([0], "systemctl start mailstack-backup-prune.service")
