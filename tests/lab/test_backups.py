@@ -4,6 +4,7 @@ import datetime
 import json
 import os
 import re
+import shutil
 import subprocess
 import time
 from collections import Counter
@@ -391,11 +392,14 @@ def test_with_the_operator_pruning_the_backup_host_holds_no_passphrase(hosts, tm
     mx1, backup = hosts["mx1"], hosts["backup"]
     data = lab_variant(tmp_path / "mail.yml", ("tool: restic", "tool: restic\n  prune_from: operator"))
     deploy(data)
+    # A new start for the operator's ledger (an earlier run's is stale by now).
+    shutil.rmtree(ROOT / "secrets" / "lab" / "backup" / "ledger", ignore_errors=True)
     try:
         assert backup.run("ls /etc/mailstack-backup/*.passphrase").rc != 0
         for job in ("prune", "check"):
             assert not backup.service(f"mailstack-backup-{job}.timer").is_running
-        assert back_up(mx1) == "success"
+        for name in ("mx1", "mx2", "dns"):
+            assert back_up(hosts[name]) == "success"
         pruned = mailstack("backup-prune", "inventory/lab.py", data=data)
         assert pruned.returncode == 0, pruned.stdout + pruned.stderr
         assert "backup.acme.test: 3 repositories verified and pruned" in pruned.stdout
