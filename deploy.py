@@ -16,6 +16,9 @@ from roles.backup_server import backup_server
 from roles.base import base
 from roles.dns import dns
 from roles.dovecot import dovecot
+from roles.fail2ban import fail2ban
+from roles.firewall import firewall
+from roles.nullmailer import nullmailer
 from roles.outside import outside
 from roles.postfix import postfix
 from roles.resolver import resolver
@@ -32,14 +35,16 @@ shared_services_up = Checkpoint("DNS and the ACME CA on every host")
 # Every service, in the order it is applied on any host. web_http answers ACME
 # challenges on port 80 before tls asks for the certificate that web's HTTPS
 # sites need.
-ORDER = [base, dns, resolver, acme_ca, shared_services_up, web_http, tls, web, rspamd, postfix,
-         dovecot, webmail, outside, backup_server, backup_client]
+ORDER = [base, firewall, dns, resolver, acme_ca, shared_services_up, web_http, tls, web, rspamd,
+         postfix, dovecot, webmail, outside, nullmailer, backup_server, backup_client, fail2ban]
 EVERY_HOST = {base, shared_services_up}
+# Every host of the mail system has a firewall and fail2ban.
+SYSTEM = {firewall, fail2ban}
 BY_ROLE = {
-    "dns": {dns, resolver, backup_client},
-    "primary_mx": {web_http, tls, web, rspamd, postfix, dovecot, webmail, backup_client},
-    "backup_mx": {web_http, tls, web, rspamd, postfix, backup_client},
-    "backup": {backup_server},
+    "dns": SYSTEM | {dns, resolver, nullmailer, backup_client},
+    "primary_mx": SYSTEM | {web_http, tls, web, rspamd, postfix, dovecot, webmail, backup_client},
+    "backup_mx": SYSTEM | {web_http, tls, web, rspamd, postfix, backup_client},
+    "backup": SYSTEM | {nullmailer, backup_server},
     "outside": {outside},   # lab only
     "acme_ca": {acme_ca},   # lab only
 }

@@ -14,6 +14,7 @@ folders are deleted, the lab's tool redeployed, a normal backup run).
 import json
 import os
 import re
+import shutil
 import statistics
 import subprocess
 import sys
@@ -66,17 +67,19 @@ def deploy(tool, scratch):
     """The lab's data with `tool`, backing up to the backup host only (one copy)."""
     data = scratch / "mail.yml"
     text = re.sub(r"\n  # A second copy.*?\n      url: [^\n]*", "", DATA.read_text(), flags=re.S)
-    data.write_text(text.replace("password_hashes_file: ../../.lab/",
-                                 f"password_hashes_file: {ROOT}/.lab/")
-                    .replace("tool: restic", f"tool: {tool}"))
+    data.write_text(text.replace("tool: restic", f"tool: {tool}"))
+    # password_hashes_file is a file beside the data.
+    shutil.copyfile(ROOT / ".lab" / "password-hashes.yml", scratch / "password-hashes.yml")
     subprocess.run([str(ROOT / ".venv" / "bin" / "pyinfra"), "-y", "--limit", "mx1.acme.test",
                     "--limit", "backup.acme.test", "inventory/lab.py", "deploy.py"], cwd=ROOT,
                    check=True, capture_output=True, env={**os.environ, "MAILSTACK_LAB_DATA": str(data)})
 
 
 def empty_repository(tool):
+    # The backup host's ledger of that repository goes too: a new repository.
     ssh("backup", f"rm -rf /srv/mailstack-backup/mx1.acme.test/{tool}/* "
-                  f"/srv/mailstack-backup/mx1.acme.test/{tool}/.[!.]*")
+                  f"/srv/mailstack-backup/mx1.acme.test/{tool}/.[!.]* "
+                  f"/var/lib/mailstack-backup-server/mx1.acme.test.{tool}.json")
     ssh("mx1", "rm -rf /var/cache/mailstack-backup /var/lib/mailstack-backup/borg")
 
 

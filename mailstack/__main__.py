@@ -13,6 +13,9 @@
                                                sends it to the primary now
     python -m mailstack backup-status INVENTORY.py
                                                each host's last backup; exit 1 if one failed
+    python -m mailstack backup-prune INVENTORY.py [--check]
+                                               with backup.prune_from: operator, verify and
+                                               prune (or check) every repository from here
     python -m mailstack restore-mailbox INVENTORY.py ADDRESS [--as-of TIME]
                                                bring back a mailbox's mail and folders as of
                                                TIME (ISO 8601), keeping mail that came since
@@ -70,7 +73,9 @@ def rotate_dkim(inventory, system, domain, overlap, timeout=120):
     from .facts import run_on
     if domain not in {d.name for d in system.domains}:
         sys.exit(f"mailstack: {domain} is not a domain of {system.name}")
-    (selector,) = run_on(inventory, "primary_mx", f"/usr/local/sbin/mailstack-dkim rotate {domain}").values()
+    # Every value in a remote command line is quoted: it runs in a root shell.
+    (selector,) = run_on(inventory, "primary_mx",
+                         f"/usr/local/sbin/mailstack-dkim rotate {shlex.quote(domain)}").values()
     print(f"{domain}: new selector {selector}")
     publish_system(inventory)
     r = dns.resolver.Resolver(configure=False)
@@ -84,8 +89,37 @@ def rotate_dkim(inventory, system, domain, overlap, timeout=120):
             if time.monotonic() > deadline:
                 sys.exit(f"mailstack: {selector}._domainkey.{domain} does not resolve; not switching")
             time.sleep(1)
-    run_on(inventory, "primary_mx", f"/usr/local/sbin/mailstack-dkim activate {domain} {selector} {overlap}")
+    run_on(inventory, "primary_mx", "/usr/local/sbin/mailstack-dkim activate "
+                                    + shlex.join([domain, selector, str(overlap)]))
     print(f"{domain}: signing with {selector}; the old key retires in {overlap}s")
+
+
+def backup_prune(inventory, check=False):
+    """The stronger mode (backup.prune_from: operator): this machine verifies and
+    prunes every repository; the backup hosts never hold a passphrase."""
+    from .backup import operator_repositories
+    from .host.backup_server import check_all, prune_all
+    from .host.backup_tools import Failure
+    from .secrets import SECRETS
+    system, _ = inventory_system(inventory)
+    if not system.backup or system.backup.prune_from != "operator":
+        sys.exit("mailstack: backup.prune_from is not 'operator': the backup hosts prune themselves")
+    secrets_dir = SECRETS / system.name / "backup"
+    failed = False
+    for target, repositories in operator_repositories(system, runpy.run_path(inventory),
+                                                      secrets_dir).items():
+        ledger = secrets_dir / "ledger" / target
+        try:
+            if check:
+                check_all(repositories, ledger)
+            else:
+                prune_all(repositories, system.backup.keep, ledger)
+            print(f"{target}: {len(repositories)} repositories verified and "
+                  f"{'checked' if check else 'pruned'}")
+        except Failure as e:
+            print(f"{target}: {e}", file=sys.stderr)
+            failed = True
+    sys.exit(1 if failed else 0)
 
 
 def main(argv):
@@ -126,15 +160,17 @@ def main(argv):
         command = FLUSH_COMMAND if args[1:] else QUEUE_COMMAND
         print(report({h: per_domain(out) for h, out in run_on(args[0], "backup_mx", command).items()}))
     elif command == "backup-status" and len(args) == 1:
-        from .backup import STATUS_COMMAND, clients, report
+        from .backup import STATUS_COMMAND, VERIFICATION_COMMAND, clients, report
         from .facts import run_on
         system, _ = inventory_system(args[0])
         statuses = {}
         for h in clients(system):
             statuses.update(run_on(args[0], h.fqdn, STATUS_COMMAND))
-        text, ok = report(statuses)
+        text, ok = report(statuses, run_on(args[0], "backup", VERIFICATION_COMMAND))
         print(text)
         sys.exit(0 if ok else 1)
+    elif command == "backup-prune" and args[1:] in ([], ["--check"]):
+        backup_prune(args[0], check=bool(args[1:]))
     elif command == "restore-mailbox" and len(args) in (2, 4) and args[2:3] in ([], ["--as-of"]):
         from .facts import run_here
         system, _ = inventory_system(args[0])
@@ -142,7 +178,7 @@ def main(argv):
             sys.exit(f"mailstack: {args[1]} is not a mailbox of {system.name}")
         as_of = f" --as-of {shlex.quote(args[3])}" if len(args) == 4 else ""
         sys.exit(0 if run_here(args[0], system.primary_mx.fqdn,
-                               f"mailstack-backup restore-mailbox {args[1]}{as_of}") else 1)
+                               f"mailstack-backup restore-mailbox {shlex.quote(args[1])}{as_of}") else 1)
     elif command == "restore-host" and len(args) in (2, 4) and args[2:3] in ([], ["--snapshot"]):
         from .backup import clients
         from .facts import run_here

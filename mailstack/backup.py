@@ -7,6 +7,8 @@ from .model import Host, MailSystem
 
 STATUS_COMMAND = ("/usr/local/sbin/mailstack-backup status 2>/dev/null || echo '{}'; "
                   "systemctl show -P NextElapseUSecRealtime mailstack-backup.timer")
+# On a backup host: what its verification found per client (mailstack-backup-server).
+VERIFICATION_COMMAND = "/usr/local/sbin/mailstack-backup-server status 2>/dev/null || echo '{}'"
 
 # Paths saved on every backed-up host, then per role. Config comes with data: a
 # restore needs nothing but a normal deploy and these.
@@ -19,10 +21,10 @@ BY_ROLE = {
 }
 
 
-def server_settings(system: MailSystem, clients_secrets) -> dict:
-    """A backup host's clients.json (mailstack-backup-server)."""
+def server_settings(system: MailSystem, fqdn: str, clients_secrets) -> dict:
+    """The backup host `fqdn`'s clients.json (mailstack-backup-server)."""
     tool = system.backup.tool
-    return {"tool": tool, "keep": system.backup.keep,
+    return {"tool": tool, "keep": system.backup.keep, "host": fqdn, "postmaster": system.postmaster,
             "clients": [{"host": fqdn, "user": account(fqdn), "repository": repository_path(fqdn, tool)}
                         for fqdn in sorted(clients_secrets)]}
 
@@ -64,15 +66,61 @@ def settings(system: MailSystem, host: Host) -> dict:
     }
 
 
-def report(outputs: dict) -> tuple[str, bool]:
-    """(table, all well) from each host's STATUS_COMMAND output. A host is not well
-    when its last run failed or it never completed a backup."""
+def report(outputs: dict, verification: dict | None = None) -> tuple[str, bool]:
+    """(table, all well) from each host's STATUS_COMMAND output and each backup
+    host's VERIFICATION_COMMAND output. A host is not well when its last run failed,
+    it never completed a backup, or a backup host found its repository tampered with."""
     lines, ok = [f"{'host':24} {'tool':7} {'last success':26} {'next run':30} problem"], True
+    refused = {}
+    for backup_host, out in sorted((verification or {}).items()):
+        for client, found in json.loads(out or "{}").items():
+            if found.get("problem"):
+                refused.setdefault(client, []).append(f"{backup_host} refused to prune: {found['problem']}")
     for fqdn, out in sorted(outputs.items()):
         text, _, next_run = out.rpartition("\n") if "\n" in out else (out, "", "")
         status = json.loads(text or "{}")
-        problem = status.get("last_error") or ("" if status.get("last_success") else "no backup yet")
+        problems = [status.get("last_error") or ("" if status.get("last_success") else "no backup yet")]
+        problem = "; ".join(p for p in problems + refused.get(fqdn, []) if p)
         ok = ok and not problem
         lines.append(f"{fqdn:24} {status.get('tool', '-'):7} {status.get('last_success', 'never'):26} "
                      f"{next_run.strip() or '-':30} {problem or 'ok'}")
     return "\n".join(lines), ok
+
+
+def ssh_to(data: dict, fqdn: str) -> tuple[list[str], str, bool]:
+    """(ssh command, login, is root) to reach a host the way pyinfra does, from its
+    inventory data (ssh_* settings)."""
+    argv = ["ssh", "-o", "BatchMode=yes"]
+    if data.get("ssh_key"):
+        argv += ["-i", str(data["ssh_key"]), "-o", "IdentitiesOnly=yes"]
+    if data.get("ssh_port"):
+        argv += ["-p", str(data["ssh_port"])]
+    if data.get("ssh_known_hosts_file"):
+        argv += ["-o", f"UserKnownHostsFile={data['ssh_known_hosts_file']}"]
+    if data.get("ssh_strict_host_key_checking"):
+        argv += ["-o", f"StrictHostKeyChecking={data['ssh_strict_host_key_checking']}"]
+    user = data.get("ssh_user")
+    address = data.get("ssh_hostname") or fqdn
+    return argv, f"{user}@{address}" if user else address, user in (None, "root")
+
+
+def operator_repositories(system: MailSystem, groups: dict, secrets_dir) -> dict:
+    """{backup host: [(client, tool)]}: every repository on every backup host, reached
+    from the operator's machine with full access (backup.prune_from: operator). The
+    tool runs here with the passphrase from secrets/; the backup host only serves
+    the repository's files, as the client's account."""
+    from .host.backup_tools import TOOLS, Repository
+    data = {name: d for hosts in groups.values() if isinstance(hosts, list)
+            for name, d in hosts if isinstance(d, dict)}
+    by_target = {}
+    for target in system.backup.targets:
+        ssh, login, root = ssh_to(data.get(target, {}), target)
+        for h in clients(system):
+            user = account(h.fqdn)
+            client = {"host": h.fqdn, "user": user,
+                      "repository": repository_path(h.fqdn, system.backup.tool)}
+            repo = Repository(f"{h.fqdn} on {target}", path=client["repository"], login=login,
+                              ssh=ssh, remote_as=f"runuser -u {user} --" if root else f"sudo -n -u {user}")
+            by_target.setdefault(target, []).append((client, TOOLS[system.backup.tool](
+                repo, str(secrets_dir / f"{h.fqdn}.passphrase"))))
+    return by_target

@@ -111,6 +111,13 @@ def zone_records(system: MailSystem, extra_zones=None, facts=None) -> dict[str, 
         z = zone_of(name, zones)
         if z:
             zones[z].append(Record(_fqdn(name), "AAAA" if ":" in address else "A", address, ttl))
+    # SPF for each of the system's host names: what they send with an empty
+    # envelope sender (Sieve vacation replies, bounces) is checked against the HELO
+    # name, which is then SPF-aligned with the mail domain for DMARC.
+    for h in system.hosts:
+        z = zone_of(h.fqdn, zones)
+        if z:
+            zones[z].append(Record(_fqdn(h.fqdn), "TXT", txt("v=spf1 a -all"), ttl))
     for mx, digest in sorted((facts.get("tlsa") or {}).items()):
         z = zone_of(mx, zones)
         if z:

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import difflib
 import ipaddress
+import math
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -19,19 +20,39 @@ PROTOCOLS = ("imap", "pop3")
 HOST_ROLES = ("primary_mx", "backup_mx", "backup", "dns")
 # Dovecot schemes we accept; the value after the prefix must look like that scheme.
 HASH_SCHEMES = {
-    "SHA512-CRYPT": r"\$6\$(rounds=\d+\$)?[./0-9A-Za-z]{1,16}\$[./0-9A-Za-z]{86}",
-    "SHA256-CRYPT": r"\$5\$(rounds=\d+\$)?[./0-9A-Za-z]{1,16}\$[./0-9A-Za-z]{43}",
-    "BLF-CRYPT": r"\$2[aby]\$\d\d\$[./0-9A-Za-z]{53}",
-    "ARGON2ID": r"\$argon2id\$v=\d+\$m=\d+,t=\d+,p=\d+\$[+/0-9A-Za-z]+\$[+/0-9A-Za-z]+",
+    "SHA512-CRYPT": r"\$6\$(rounds=[0-9]+\$)?[./0-9A-Za-z]{1,16}\$[./0-9A-Za-z]{86}",
+    "SHA256-CRYPT": r"\$5\$(rounds=[0-9]+\$)?[./0-9A-Za-z]{1,16}\$[./0-9A-Za-z]{43}",
+    "BLF-CRYPT": r"\$2[aby]\$[0-9][0-9]\$[./0-9A-Za-z]{53}",
+    "ARGON2ID": r"\$argon2id\$v=[0-9]+\$m=[0-9]+,t=[0-9]+,p=[0-9]+\$[+/0-9A-Za-z]+\$[+/0-9A-Za-z]+",
 }
 CRYPT_PREFIX = {"$6$": "SHA512-CRYPT", "$5$": "SHA256-CRYPT", "$2y$": "BLF-CRYPT",
                 "$2b$": "BLF-CRYPT", "$2a$": "BLF-CRYPT", "$argon2id$": "ARGON2ID"}
 DURATION_UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 7 * 86400}
 SIZE_UNITS = {"": 1, "B": 1, "K": 1024, "M": 1024**2, "G": 1024**3, "T": 1024**4}
-DOMAIN_RE = re.compile(r"^(?=.{1,253}$)([a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?\.)+[a-z][a-z0-9-]{0,61}[a-z0-9]$")
-LOCALPART_RE = re.compile(r"^[a-z0-9!#$%&'*/=?^_`{|}~-]+(\.[a-z0-9!#$%&'*/=?^_`{|}~-]+)*$")
+# Patterns are used with fullmatch: `$` would also match before a final newline.
+LABEL = r"[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?"
+DOMAIN_RE = re.compile(rf"(?=.{{1,253}}\Z)({LABEL}\.)+[a-z][a-z0-9-]{{0,61}}[a-z0-9]")
+# A host name or FQDN to reach a host at (ssh.hostname): one label is enough.
+HOSTNAME_RE = re.compile(rf"(?=.{{1,253}}\Z){LABEL}(\.{LABEL})*")
+# Local parts end up in file names (/var/vmail/<domain>/<local part>), lookup tables
+# and command lines run as root: RFC 5321's dot-atom without every character a
+# shell, a path or a config file gives a meaning to. No leading `-` either: the
+# address is an argument of mailstack's commands and must never read as an option.
+LOCALPART_RE = re.compile(r"[a-z0-9_+][a-z0-9_+-]*(\.[a-z0-9_+-]+)*")
+LOCALPART_ALLOWED = ("a-z, 0-9 and . _ + -; not starting with . or -, not ending with ., "
+                     "no .., at most 64 characters")
+# The system's name: secrets/<name>/, the TSIG key's name, comments in config files.
+NAME_RE = re.compile(r"[a-z0-9][a-z0-9-]{0,31}")
+SSH_USER_RE = re.compile(r"[a-z_][a-z0-9_-]{0,31}")
+# An https URL without anything a shell or a config file would read as syntax.
+HTTPS_URL_RE = re.compile(r"https://[A-Za-z0-9.-]+(:[0-9]{1,5})?(/[A-Za-z0-9._~%/:@+=,-]*)?")
+# Password hash values standing for "put a real hash here" (the example's).
+PLACEHOLDER_RE = re.compile(r"REPLACE|\.\.\.|<|>", re.I)
+PORT_MAX = 65535
+SIZE_MAX = 1024**5   # 1024T: anything bigger is a typo
 WEBMAIL_DATABASES = ("sqlite", "postgresql")
 BACKUP_TOOLS = tuple(TOOLS)
+PRUNE_FROM = ("backup_host", "operator")
 LETS_ENCRYPT = "https://acme-v02.api.letsencrypt.org/directory"
 DMARC_POLICIES = ("none", "quarantine", "reject")
 MTA_STS_MODES = ("enforce", "testing", "none")
@@ -61,6 +82,11 @@ DEFAULTS = {
     "tls.acme_directory": LETS_ENCRYPT,        # the ACME CA the certificates come from
     "greylisting.delay": "5m",                 # a new sender's retry is accepted after this
     "greylisting.exempt_networks": [],         # clients never greylisted (CIDR)
+    "firewall.ssh_from": ["0.0.0.0/0", "::/0"],  # who may reach SSH (the operator; CIDR)
+    "fail2ban.maxretry": 5,                    # failed logins from one client before a ban
+    "fail2ban.findtime": "10m",                # ... counted over this window
+    "fail2ban.bantime": "1h",                  # a banned client is refused on every port this long
+    "fail2ban.ignore": [],                     # clients never banned (CIDR), besides the system's hosts
     "spam.reject": 15,                         # rspamd score above which mail is refused at SMTP time
     "spam.junk": 6,                            # ... above which it is marked as spam (filed in Junk)
     "spam.greylist": 4,                        # ... above which a new sender is greylisted
@@ -73,6 +99,7 @@ DEFAULTS = {
     "backup.randomized_delay": "1h",           # backup runs spread over this window
     "backup.keep": {"daily": 7, "weekly": 4, "monthly": 12},  # snapshots kept (pruned on the backup host)
     "backup.check": "weekly",                  # OnCalendar of the repository check (backup host)
+    "backup.prune_from": "backup_host",        # backup_host, or operator: the backup host never holds passphrases
     "backup.repositories": [],                 # more copies, at the operator's storage providers
     "dns.ttl": 300,                            # TTL of the published records (seconds)
     "dns.dmarc_policy": "reject",              # DMARC p=
@@ -89,8 +116,14 @@ class DataError(Exception):
     """Bad mail data: the message names the file, the field and the value."""
 
     def __init__(self, file, where, message):
-        self.file, self.where = str(file), where
-        super().__init__(f"{file}: {where}: {message}" if where else f"{file}: {message}")
+        self.file, self.where = str(file), _printable(where)
+        super().__init__(_printable(f"{file}: {where}: {message}" if where else f"{file}: {message}"))
+
+
+def _printable(text):
+    """`text` with control characters escaped (a newline as \\n): an error stays one
+    line, and a value cannot write to the operator's terminal."""
+    return "".join(c if c.isprintable() else c.encode("unicode_escape").decode() for c in str(text))
 
 
 @dataclass(frozen=True)
@@ -208,6 +241,7 @@ class Backup:
     keep: dict                      # {"daily": 7, "weekly": 4, "monthly": 12}
     check: str                      # OnCalendar of the repository check (backup host)
     repositories: tuple[Repository, ...] = ()   # more copies, e.g. another provider
+    prune_from: str = "backup_host"  # who prunes: the backup host, or the operator's machine
 
 
 @dataclass(frozen=True)
@@ -229,6 +263,18 @@ class MailDNS:
 
 
 @dataclass(frozen=True)
+class Firewall:
+    """nftables on every host: only what the host serves is open; SSH from ssh_from.
+    fail2ban bans a client after maxretry failed logins within findtime (seconds),
+    for bantime (seconds)."""
+    ssh_from: tuple[str, ...] = tuple(DEFAULTS["firewall.ssh_from"])
+    maxretry: int = DEFAULTS["fail2ban.maxretry"]
+    findtime: int = 600
+    bantime: int = 3600
+    ignore: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
 class MailSystem:
     name: str
     hosts: tuple[Host, ...]
@@ -247,6 +293,7 @@ class MailSystem:
     # runs only the first level crossed).
     quota_warnings: tuple[int, ...] = tuple(DEFAULTS["quota_warnings"])
     spam: Spam = Spam()
+    firewall: Firewall = Firewall()
 
     def hosts_with(self, role):
         return [h for h in self.hosts if role in h.roles]
@@ -320,26 +367,64 @@ class _Reader:
         return value
 
     def domain(self, value, where):
-        if not isinstance(value, str) or not DOMAIN_RE.match(value):
+        if not isinstance(value, str) or not DOMAIN_RE.fullmatch(value):
             self.fail(where, f"'{value}' is not a valid domain name (lower case, e.g. example.org)")
         return value
 
     def address(self, value, where):
+        """A mail address, local or remote: the same strict rules for both."""
         if not isinstance(value, str) or value.count("@") != 1:
-            self.fail(where, f"'{value}' is not a valid email address")
+            self.fail(where, f"'{value}' is not a valid email address (e.g. anna@example.org)")
         local, dom = value.split("@")
-        if not LOCALPART_RE.match(local) or len(local) > 64 or not DOMAIN_RE.match(dom):
-            self.fail(where, f"'{value}' is not a valid email address (lower case, e.g. anna@example.org)")
+        if not LOCALPART_RE.fullmatch(local) or len(local) > 64:
+            self.fail(where, f"'{value}' is not a valid email address: local part '{local}' "
+                             f"(allowed: {LOCALPART_ALLOWED})")
+        if not DOMAIN_RE.fullmatch(dom):
+            self.fail(where, f"'{value}' is not a valid email address: '{dom}' is not a valid "
+                             "domain name (lower case, e.g. anna@example.org)")
+        return value
+
+    def ip(self, value, where):
+        # A scoped IPv6 address (fe80::1%eth0) would carry any text after the %.
+        try:
+            if not isinstance(value, str) or "%" in value:
+                raise ValueError
+            ipaddress.ip_address(value)
+        except ValueError:
+            self.fail(where, f"'{value}' is not an IP address (e.g. 192.0.2.10 or 2001:db8::10)")
+        return value
+
+    def network(self, value, where):
+        try:
+            if not isinstance(value, str) or "%" in value:
+                raise ValueError
+            ipaddress.ip_network(value, strict=False)
+        except ValueError:
+            self.fail(where, f"'{value}' is not a network (e.g. 192.0.2.0/24)")
+        return value
+
+    def port(self, value, where):
+        if isinstance(value, bool) or not isinstance(value, int) or not 1 <= value <= PORT_MAX:
+            self.fail(where, f"'{value}' is not a port (1 to {PORT_MAX})")
+        return value
+
+    def https_url(self, value, where):
+        if not isinstance(value, str) or not HTTPS_URL_RE.fullmatch(value):
+            self.fail(where, f"'{value}' is not an https:// URL (allowed after the host: "
+                             "letters, digits and . _ ~ % / : @ + = , -)")
         return value
 
     def size(self, value, where):
-        m = re.fullmatch(r"\s*(\d+)\s*([KMGT]?)B?\s*", str(value), re.I)
+        m = re.fullmatch(r"\s*([0-9]+)\s*([KMGT]?)B?\s*", str(value), re.I)
         if isinstance(value, bool) or not m:
             self.fail(where, f"'{value}' is not a size (use a number with K, M, G or T, e.g. 10G)")
-        return int(m.group(1)) * SIZE_UNITS[m.group(2).upper()]
+        size = int(m.group(1)) * SIZE_UNITS[m.group(2).upper()]
+        if not 0 < size <= SIZE_MAX:
+            self.fail(where, f"'{value}' is not a size from 1 byte to 1024T")
+        return size
 
     def duration(self, value, where):
-        m = re.fullmatch(r"\s*(\d+)\s*([smhdw])\s*", str(value))
+        m = re.fullmatch(r"\s*([0-9]+)\s*([smhdw])\s*", str(value))
         if isinstance(value, bool) or not m or int(m.group(1)) == 0:
             self.fail(where, f"'{value}' is not a duration (a number with s, m, h, d or w, e.g. 30d)")
         return int(m.group(1)) * DURATION_UNITS[m.group(2)]
@@ -349,9 +434,11 @@ class _Reader:
         return Retention(**{k: self.duration(value[k], f"{where}.{k}") if k in value
                             else getattr(inherited, k) for k in RETENTION_DEFAULTS})
 
-    def positive(self, value, where):
+    def positive(self, value, where, maximum=2**31 - 1):
         if isinstance(value, bool) or not isinstance(value, int) or value < 1:
             self.fail(where, f"'{value}' is not a positive number")
+        if value > maximum:
+            self.fail(where, f"'{value}' is more than {maximum}")
         return value
 
     def protocols(self, value, where):
@@ -376,8 +463,18 @@ class _Reader:
             self.fail(where, f"unknown password hash scheme '{scheme}' "
                              f"(allowed: {', '.join(HASH_SCHEMES)})")
         if not re.fullmatch(HASH_SCHEMES[scheme], rest):
+            if PLACEHOLDER_RE.search(rest):
+                self.fail(where, f"'{shown}' is a placeholder: make a hash with `make hash-password`")
             self.fail(where, f"'{shown}' is not a well-formed {scheme} hash")
         return f"{{{scheme}}}{rest}"
+
+    def data_file(self, value, where):
+        """A file beside the data file, or under its directory: never above it."""
+        parts = value.split("/") if isinstance(value, str) else []
+        if not parts or not all(re.fullmatch(r"[A-Za-z0-9_][A-Za-z0-9._-]*", p) for p in parts):
+            self.fail(where, f"'{value}' is not a file in the data file's directory (a relative "
+                             "path: letters, digits and . _ -, no '..', not starting with /)")
+        return value
 
 
 def parse_duration(value, where="duration"):
@@ -410,7 +507,8 @@ def parse_system(raw, path) -> MailSystem:
     r.mapping(raw, "", required=("hosts", "domains"),
               optional=("name", "defaults", "limits", "mailboxes", "aliases",
                         "password_hashes_file", "postmaster", "tls", "dns", "greylisting", "queue",
-                        "webmail", "backup", "quota_warnings", "spam"))
+                        "webmail", "backup", "quota_warnings", "spam", "firewall", "fail2ban"))
+    name = _name(r, raw, path)
     hosts = _hosts(r, raw["hosts"])
     defaults = r.mapping(raw.get("defaults") or {}, "defaults",
                          optional=("quota", "protocols", "retention"))
@@ -423,11 +521,13 @@ def parse_system(raw, path) -> MailSystem:
 
     hashes = {}
     if raw.get("password_hashes_file"):
-        hashes_path = path.parent / raw["password_hashes_file"]
+        hashes_file = r.data_file(raw["password_hashes_file"], "password_hashes_file")
         try:
-            hashes = yaml.safe_load(hashes_path.read_text()) or {}
+            hashes = yaml.safe_load((path.parent / hashes_file).read_text()) or {}
         except (OSError, yaml.YAMLError) as e:
-            r.fail("password_hashes_file", f"cannot read '{raw['password_hashes_file']}': {e}")
+            r.fail("password_hashes_file", f"cannot read '{hashes_file}': {e}")
+        if not isinstance(hashes, dict):
+            r.fail("password_hashes_file", f"'{hashes_file}' does not map addresses to hashes")
     mailboxes = _mailboxes(r, raw.get("mailboxes") or [], {d.name: d for d in domains}, hashes)
     aliases = _aliases(r, raw.get("aliases") or [], names, {m.address for m in mailboxes})
 
@@ -447,27 +547,21 @@ def parse_system(raw, path) -> MailSystem:
         r.fail("postmaster", f"'{postmaster}' is not a mailbox or alias")
     tls_raw = r.mapping(raw.get("tls") or {}, "tls",
                         optional=("acme_directory", "acme_email", "min_version"))
-    directory = r.setting(tls_raw, "tls.acme_directory")
-    if not isinstance(directory, str) or not re.fullmatch(r"https://[^\s/]+(/\S*)?", directory):
-        r.fail("tls.acme_directory", f"'{directory}' is not an https:// URL")
+    # Both go into certbot's command line.
+    directory = r.setting(tls_raw, "tls.acme_directory", r.https_url)
     min_version = r.setting(tls_raw, "tls.min_version")
     if min_version not in TLS_VERSIONS:
         r.fail("tls.min_version", f"'{min_version}' is not a TLS version "
                                   f"(allowed: {', '.join(TLS_VERSIONS)})")
     tls = TLS(directory, r.address(tls_raw.get("acme_email", postmaster), "tls.acme_email"),
               min_version)
-    name = raw.get("name") or path.parent.name
     grey = r.mapping(raw.get("greylisting") or {}, "greylisting",
                      optional=("delay", "exempt_networks"))
     networks = r.listof(grey.get("exempt_networks") or DEFAULTS["greylisting.exempt_networks"],
                         "greylisting.exempt_networks")
     for i, n in enumerate(networks):
-        try:
-            ipaddress.ip_network(str(n), strict=False)
-        except ValueError:
-            r.fail(f"greylisting.exempt_networks[{i}]", f"'{n}' is not a network (e.g. 192.0.2.0/24)")
-    greylisting = Greylisting(r.setting(grey, "greylisting.delay", r.duration),
-                              tuple(str(n) for n in networks))
+        r.network(n, f"greylisting.exempt_networks[{i}]")
+    greylisting = Greylisting(r.setting(grey, "greylisting.delay", r.duration), tuple(networks))
     q = r.mapping(raw.get("queue") or {}, "queue", optional=("lifetime", "retry_min", "retry_max"))
     queue = Queue(r.setting(q, "queue.lifetime", r.duration),
                   r.setting(q, "queue.retry_min", r.duration),
@@ -479,10 +573,60 @@ def parse_system(raw, path) -> MailSystem:
     if database not in WEBMAIL_DATABASES:
         r.fail("webmail.database", f"'{database}' is not a webmail database "
                                    f"(allowed: {', '.join(WEBMAIL_DATABASES)})")
+    backup = _backup(r, raw.get("backup"), hosts)
+    _backup_strings(r, backup)
     return MailSystem(name, hosts, domains, mailboxes, aliases, limits, postmaster, tls,
                       _dns(r, raw.get("dns") or {}, postmaster), greylisting, queue,
-                      Webmail(database), _backup(r, raw.get("backup"), hosts),
-                      _quota_warnings(r, raw), _spam(r, raw.get("spam") or {}))
+                      Webmail(database), backup,
+                      _quota_warnings(r, raw), _spam(r, raw.get("spam") or {}),
+                      _firewall(r, raw.get("firewall") or {}, raw.get("fail2ban") or {}))
+
+
+def _networks(r, raw, key):
+    """A list of networks (CIDR) under `key` of DEFAULTS."""
+    where = key
+    networks = r.listof(r.setting(raw, key), where)
+    for i, n in enumerate(networks):
+        r.network(n, f"{where}[{i}]")
+    return tuple(str(n) for n in networks)
+
+
+def _firewall(r, fw, f2b):
+    r.mapping(fw, "firewall", optional=("ssh_from",))
+    r.mapping(f2b, "fail2ban", optional=("maxretry", "findtime", "bantime", "ignore"))
+    return Firewall(_networks(r, fw, "firewall.ssh_from"),
+                    r.setting(f2b, "fail2ban.maxretry", r.positive),
+                    r.setting(f2b, "fail2ban.findtime", r.duration),
+                    r.setting(f2b, "fail2ban.bantime", r.duration),
+                    _networks(r, f2b, "fail2ban.ignore"))
+
+
+def _name(r, raw, path):
+    """The system's name, from the file or else its directory: it names
+    secrets/<name>/ and the TSIG key and is written into config files."""
+    if raw.get("name") is not None:
+        value, source = raw["name"], ""
+    else:
+        value, source = Path(path).resolve().parent.name, " (from the data file's directory: set name:)"
+    if not isinstance(value, str) or not NAME_RE.fullmatch(value):
+        r.fail("name", f"'{value}' is not a system name{source} (allowed: a-z, 0-9 and -, "
+                       "starting with a letter or digit, at most 32 characters)")
+    return value
+
+
+def _backup_strings(r, backup):
+    """What _backup lets through that reaches the hosts' settings and secrets/: a
+    repository URL is read by root programs and a tool's own parsers (restic's
+    sftp.command, Borg's ssh), an environment is a file name."""
+    for i, repo in enumerate(backup.repositories if backup else ()):
+        where = f"backup.repositories[{i}]"
+        if not re.fullmatch(r"[A-Za-z0-9._~:/@%+=,\[\]-]+", repo.url.replace("{host}", "")):
+            r.fail(f"{where}.url", f"'{repo.url}' is not a repository URL (allowed: letters, "
+                                   "digits, . _ ~ : / @ % + = , [ ] - and {host})")
+        if repo.environment is not None and not re.fullmatch(r"[A-Za-z0-9_][A-Za-z0-9._-]*",
+                                                             repo.environment):
+            r.fail(f"{where}.environment", f"'{repo.environment}' is not a file name in "
+                                           "secrets/<system>/backup/ (letters, digits and . _ -)")
 
 
 def _quota_warnings(r, raw):
@@ -500,7 +644,8 @@ def _spam(r, raw):
     scores, below = {}, None
     for key in ("greylist", "junk", "reject"):      # lowest first: each above the one before
         value = r.setting(raw, f"spam.{key}")
-        if isinstance(value, bool) or not isinstance(value, (int, float)) or value <= 0:
+        if isinstance(value, bool) or not isinstance(value, (int, float)) \
+                or not math.isfinite(value) or value <= 0:     # YAML has .nan and .inf
             r.fail(f"spam.{key}", f"'{value}' is not a positive score")
         if below and value <= scores[below]:
             # Blame the one the file sets (the other is the default).
@@ -516,7 +661,7 @@ def _backup(r, raw, hosts):
     if raw is None and not targets:
         return None
     raw = r.mapping(raw or {}, "backup", optional=("tool", "schedule", "randomized_delay",
-                                                   "keep", "check", "repositories"))
+                                                   "keep", "check", "repositories", "prune_from"))
     if not targets:
         r.fail("backup", "no host has the role backup (the backups' destination)")
     tool = r.setting(raw, "backup.tool")
@@ -551,7 +696,14 @@ def _backup(r, raw, hosts):
     keep = {k: r.positive(keep_raw.get(k, v), f"backup.keep.{k}") for k, v in keep_defaults.items()}
     return Backup(tool, tuple(targets), schedules["schedule"],
                   r.setting(raw, "backup.randomized_delay", r.duration),
-                  keep, schedules["check"], tuple(repositories))
+                  keep, schedules["check"], tuple(repositories), _prune_from(r, raw))
+
+
+def _prune_from(r, raw):
+    value = r.setting(raw, "backup.prune_from")
+    if value not in PRUNE_FROM:
+        r.fail("backup.prune_from", f"'{value}' is not who prunes (allowed: {', '.join(PRUNE_FROM)})")
+    return value
 
 
 def _dns(r, raw, postmaster):
@@ -574,8 +726,9 @@ def _dns(r, raw, postmaster):
         if algorithm not in TSIG_ALGORITHMS:
             r.fail("dns.publish.tsig_algorithm",
                    f"unknown TSIG algorithm '{algorithm}' (allowed: {', '.join(TSIG_ALGORITHMS)})")
-        publish = Publishing(str(p["server"]), r.setting(p, "dns.publish.port", r.positive),
-                             algorithm)
+        # dnspython (mailstack publish, rotate-dkim) takes an address, not a name.
+        publish = Publishing(r.ip(p["server"], "dns.publish.server"),
+                             r.setting(p, "dns.publish.port", r.port), algorithm)
     return MailDNS(r.setting(raw, "dns.ttl", r.positive), policy,
                    r.address(raw.get("dmarc_reports", postmaster), "dns.dmarc_reports"),
                    key_size, mode, publish)
@@ -589,24 +742,45 @@ def _hosts(r, raw):
         where = f"hosts.{fqdn}"
         r.domain(fqdn, where)
         r.mapping(h, where, required=("address", "roles"), optional=("ssh",))
-        try:
-            ipaddress.ip_address(str(h["address"]))
-        except ValueError:
-            r.fail(f"{where}.address", f"'{h['address']}' is not an IP address")
+        r.ip(h["address"], f"{where}.address")
         roles = r.listof(h["roles"], f"{where}.roles", allow_empty=False)
         for i, role in enumerate(roles):
             if role not in HOST_ROLES:
                 r.fail(f"{where}.roles[{i}]", f"unknown role '{role}' (allowed: {', '.join(HOST_ROLES)})")
         if "primary_mx" in roles and "backup_mx" in roles:
             r.fail(f"{where}.roles", f"'{fqdn}' cannot be both primary_mx and backup_mx")
-        ssh = r.mapping(h.get("ssh") or {}, f"{where}.ssh", optional=("hostname", "user", "port"))
-        hosts.append(Host(fqdn, str(h["address"]), tuple(roles), ssh))
+        ssh = _ssh(r, h.get("ssh") or {}, f"{where}.ssh")
+        hosts.append(Host(fqdn, h["address"], tuple(roles), ssh))
     primaries = [h.fqdn for h in hosts if "primary_mx" in h.roles]
     if not primaries:
         r.fail("hosts", "no host has the role primary_mx")
     if len(primaries) > 1:
         r.fail("hosts", f"only one primary_mx is allowed, got {', '.join(primaries)}")
     return tuple(hosts)
+
+
+def _ssh(r, raw, where):
+    """pyinfra's connection to a host (ssh_hostname, ssh_user, ssh_port)."""
+    r.mapping(raw, where, optional=("hostname", "user", "port"))
+    if "hostname" in raw:
+        hostname = raw["hostname"]
+        if not isinstance(hostname, str) or not (HOSTNAME_RE.fullmatch(hostname) or _is_ip(hostname)):
+            r.fail(f"{where}.hostname", f"'{hostname}' is not a host name or IP address "
+                                        "(lower case, e.g. mx1.example.org)")
+    if "user" in raw and (not isinstance(raw["user"], str) or not SSH_USER_RE.fullmatch(raw["user"])):
+        r.fail(f"{where}.user", f"'{raw['user']}' is not a user name (allowed: a-z, 0-9, _ and -, "
+                                "starting with a letter or _, at most 32 characters)")
+    if "port" in raw:
+        r.port(raw["port"], f"{where}.port")
+    return raw
+
+
+def _is_ip(value):
+    try:
+        ipaddress.ip_address(value)
+    except ValueError:
+        return False
+    return "%" not in value
 
 
 def _domains(r, raw, default_quota, default_protocols, default_retention):

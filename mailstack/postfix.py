@@ -34,3 +34,14 @@ def relay_recipients(system: MailSystem) -> str:
     addresses = {m.address for m in system.mailboxes} | {a.address for a in system.aliases}
     addresses |= {f"@{d.name}" for d in system.domains if d.catch_all}
     return "".join(f"{a} OK\n" for a in sorted(addresses))
+
+
+def senders_by_login(system: MailSystem) -> str:
+    """login -> every address it may use as sender, envelope and header From alike
+    (rspamd's map; the same knowledge as sender_logins, the other way round)."""
+    by_login = {}
+    for address in [m.address for m in system.mailboxes] + [a.address for a in system.aliases]:
+        for login in system.owners(address):
+            by_login.setdefault(login, []).append(address)
+    return "".join(f"{login} {' '.join(sorted(addresses))}\n"
+                   for login, addresses in sorted(by_login.items()))

@@ -17,8 +17,16 @@ ROOT = Path(__file__).resolve().parent.parent
 SECRETS = Path(os.environ.get("MAILSTACK_SECRETS", ROOT / "secrets"))
 
 
+def _part(name):
+    """`name` as one path component: the model checks the names, this keeps a caller
+    that skipped it from writing outside secrets/."""
+    if not name or "/" in name or name.startswith(".") or "\0" in name:
+        raise ValueError(f"not a file name under secrets/: {name!r}")
+    return name
+
+
 def _dir(system):
-    d = SECRETS / system
+    d = SECRETS / _part(system)
     d.mkdir(parents=True, exist_ok=True, mode=0o700)
     return d
 
@@ -53,7 +61,7 @@ def backup_secrets(system, fqdn):
     The passphrase encrypts the host's backups; the SSH key lets the host (and only
     its backup command) into the backup hosts."""
     d = _dir(system) / "backup"
-    passphrase = _made_once(d / f"{fqdn}.passphrase", lambda: secrets.token_urlsafe(32) + "\n")
+    passphrase = _made_once(d / f"{_part(fqdn)}.passphrase", lambda: secrets.token_urlsafe(32) + "\n")
 
     def ssh_key():
         return Ed25519PrivateKey.generate().private_bytes(
@@ -69,7 +77,7 @@ def backup_secrets(system, fqdn):
 
 def backup_environment(system, filename):
     """The operator's credentials file for a repository (secrets/<system>/backup/)."""
-    path = SECRETS / system / "backup" / filename
+    path = SECRETS / _part(system) / "backup" / _part(filename)
     try:
         return path.read_text()
     except OSError:

@@ -82,10 +82,11 @@ class Service:
                         service=unit, running=True, enabled=True, restarted=not reload,
                         reloaded=reload, _if=when)
 
-    def units(self, *names, start=()):
+    def units(self, *names, start=(), **context):
         """systemd units of our own (templates), reloaded into systemd when changed;
-        `start`: the ones to keep enabled and running (timers)."""
-        rendered = [self.template(f"/etc/systemd/system/{n}", watch=False) for n in names]
+        `start`: the ones to keep enabled and running (timers, sockets)."""
+        rendered = [self.template(f"/etc/systemd/system/{n}", watch=False, **context)
+                    for n in names]
         systemd.daemon_reload(name=f"{self.name}: systemd reload", _if=any_changed(*rendered))
         for unit in start:
             systemd.service(name=f"{self.name}: {unit}", service=unit, running=True, enabled=True)

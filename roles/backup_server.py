@@ -3,12 +3,14 @@ host's append-only repository server (the tool's own, from its adapter in
 mailstack/host/backup_tools.py); retention (prune) and checks run here, by timers.
 
 Pruning needs each repository's key, so this host keeps the clients' passphrases
-(root only). A client can add snapshots but never remove one.
+(root only), unless `backup.prune_from: operator`: then the operator's machine
+verifies and prunes (`mailstack backup-prune`) and this host holds no passphrase.
+A client can add snapshots but never remove one.
 """
 import json
 
 from pyinfra import host
-from pyinfra.operations import files, server
+from pyinfra.operations import files, server, systemd
 
 from mailstack.backup import account, server_settings
 from mailstack.host.backup_tools import (REPOSITORIES, SERVER_CONFIG, TOOLS,
@@ -26,6 +28,7 @@ class BackupServer(Service):
     def configure(self):
         mail = host.data.mail
         tool = TOOLS[mail.backup.tool]
+        prunes_here = mail.backup.prune_from == "backup_host"
         files.directory(name=f"backup host: {REPOSITORIES}", path=REPOSITORIES, mode="755")
         files.directory(name=f"backup host: {SERVER_CONFIG}", path=SERVER_CONFIG, mode="700")
         for fqdn, secret in sorted(host.data.backup_clients.items()):
@@ -42,15 +45,23 @@ class BackupServer(Service):
                      watch=False)
             files.directory(name=f"backup host: {repo}", path=repo, user=user, group=user,
                             mode="700")
-            self.put(f"{SERVER_CONFIG}/{fqdn}.passphrase", secret["passphrase"] + "\n", mode="600",
-                     watch=False)
+            passphrase = f"{SERVER_CONFIG}/{fqdn}.passphrase"
+            if prunes_here:
+                self.put(passphrase, secret["passphrase"] + "\n", mode="600", watch=False)
+            else:
+                # backup.prune_from: operator: this host never holds a passphrase.
+                files.file(name=f"backup host: no {passphrase}", path=passphrase, present=False)
         self.put(f"{SERVER_CONFIG}/clients.json",
-                 json.dumps(server_settings(mail, host.data.backup_clients), indent=1,
+                 json.dumps(server_settings(mail, host.data.fqdn, host.data.backup_clients), indent=1,
                             sort_keys=True) + "\n", mode="600", watch=False)
         self.program("mailstack-backup-server")
+        timers = ["mailstack-backup-prune.timer", "mailstack-backup-check.timer"]
         self.units(*[f"mailstack-backup-{job}.{kind}" for job in ("prune", "check")
-                     for kind in ("service", "timer")],
-                   start=["mailstack-backup-prune.timer", "mailstack-backup-check.timer"])
+                     for kind in ("service", "timer")], "mailstack-backup-alert.service",
+                   start=timers if prunes_here else [])
+        for timer in [] if prunes_here else timers:
+            systemd.service(name=f"backup host: {timer} off (the operator prunes)",
+                            service=timer, running=False, enabled=False)
 
 
 backup_server = BackupServer()

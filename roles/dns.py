@@ -17,6 +17,9 @@ from mailstack.dns import zone_file, zone_records
 from roles import Service
 
 ZONE_DIR = "/var/lib/knot/zones"
+# Answers a second to one client network before Knot's response rate limiting
+# truncates or drops them (ample for resolvers, useless for amplification).
+RRL_RATE = 200
 
 
 def bootstrap(records):
@@ -36,7 +39,8 @@ class DNS(Service):
         records_by_zone = zone_records(mail, host.data.lab_zones)
         self.conf = self.template("/etc/knot/knot.conf", group="knot", mode="640",
                                   zones=sorted(records_by_zone), mail_zones=mail_zones,
-                                  port=host.data.dns_port, key=host.data.tsig_key)
+                                  port=host.data.dns_port, key=host.data.tsig_key,
+                                  rrl_rate=RRL_RATE)
         files.directory(name="dns: zone directory", path=ZONE_DIR, user="knot", group="knot")
         self.zones = []
         for zone, records in records_by_zone.items():

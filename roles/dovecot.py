@@ -7,6 +7,8 @@ from pyinfra.operations import files, server
 
 from mailstack.dovecot import QUOTA_STATUS_PORT, VMAIL_UID, passwd_file, retention_file, users_file
 from mailstack.host.password import CHANGES, PASSWD, SERVICES, parse_changes
+# Roundcube's password changes (poppassd protocol, roles/webmail.py), on loopback.
+PASSWORD_PORT = 106
 from roles import Service
 from roles.tls import CERT, KEY
 
@@ -49,6 +51,8 @@ class Dovecot(Service):
         self.restart_on_change("dovecot", check="doveconf -n >/dev/null")
         self.units("mailstack-expire.service", "mailstack-expire.timer",
                    start=["mailstack-expire.timer"])
+        self.units("mailstack-password.socket", "mailstack-password@.service",
+                   start=["mailstack-password.socket"], port=PASSWORD_PORT)
 
 
 dovecot = Dovecot()

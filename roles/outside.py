@@ -18,9 +18,10 @@ TLS_CERT, TLS_KEY = "/etc/ssl/mailstack/outside.pem", "/etc/ssl/mailstack/outsid
 
 class Outside(Service):
     name = "outside"
-    # dkimpy and pyspf check what mailstack's mail looks like to a receiver; nginx serves
-    # the outside domain's MTA-STS policy; the offsite account serves Borg repositories.
-    PACKAGES = ("postfix", "swaks", "python3-dkim", "python3-spf", "nginx-light",
+    # dkimpy and pyspf check what mailstack's mail looks like to a receiver, testssl.sh
+    # its TLS; nginx serves the outside domain's MTA-STS policy; the offsite account
+    # serves Borg repositories.
+    PACKAGES = ("postfix", "swaks", "python3-dkim", "python3-spf", "testssl.sh", "nginx-light",
                 *Borg.server_packages)
 
     def configure(self):

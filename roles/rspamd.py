@@ -14,10 +14,12 @@ from pyinfra.facts.server import Command
 from pyinfra.operations import server, systemd
 
 from mailstack.host.dkim import SETTINGS as DKIM_SETTINGS
+from mailstack.postfix import senders_by_login
 from roles import Service
 
 # Where rspamd's proxy worker takes milter connections (Postfix's smtpd_milters).
 MILTER = namedtuple("Milter", "host port")("127.0.0.1", 11332)
+SENDERS = "/etc/rspamd/mailstack-senders.map"
 CONFIG = [f"/etc/rspamd/local.d/{name}" for name in (
     "worker-proxy.inc", "worker-normal.inc", "worker-controller.inc", "redis.conf",
     "classifier-bayes.conf", "actions.conf", "dkim_signing.conf", "dmarc.conf",
@@ -33,7 +35,12 @@ class Rspamd(Service):
         primary = "primary_mx" in host.groups
         for path in CONFIG:
             self.template(path, primary=primary, milter=MILTER,
-                          backup_mx=[h.address for h in mail.hosts_with("backup_mx")])
+                          backup_mx=[h.address for h in mail.hosts_with("backup_mx")],
+                          own_hosts=[h.address for h in mail.hosts
+                                     if not {"primary_mx", "backup_mx"} & set(h.roles)])
+        # Who may use which From: (rspamd.local.lua); rspamd rereads the map itself.
+        self.put(SENDERS, senders_by_login(mail) if primary else "", watch=False)
+        self.template("/etc/rspamd/rspamd.local.lua", senders=SENDERS)
         if primary:
             self.dkim(mail)
 

@@ -6,8 +6,8 @@ Roundcube talks IMAP and submission to this host's own Dovecot and Postfix over
 TLS, with the users' own accounts. Its database is SQLite (Debian's dbconfig) or,
 with `webmail: {database: postgresql}` in the data, PostgreSQL on this host.
 Its secret key is made here on the host once and kept across deploys; it never
-leaves the host. Password changes go through `mailstack-password` (roles/dovecot.py)
-and survive the next deploy.
+leaves the host. Password changes go to `mailstack-password` (roles/dovecot.py),
+which wants the current password, and survive the next deploy.
 """
 import json
 
@@ -18,6 +18,7 @@ from pyinfra.operations import files, server
 
 from mailstack.clients import ADDRESS, client_settings
 from roles import Service
+from roles.dovecot import PASSWORD_PORT
 
 PHP = "8.2"
 DSN_FILE = "/etc/roundcube/mailstack-db.inc.php"
@@ -32,7 +33,7 @@ class Webmail(Service):
     name = "webmail"
     # php-fpm named first: otherwise apt satisfies Roundcube's "php" with Apache's module.
     PACKAGES = (f"php{PHP}-fpm", "dbconfig-sqlite3", "roundcube-core", "roundcube-sqlite3",
-                "roundcube-plugins", "sudo")
+                "roundcube-plugins")
     POSTGRESQL = ("postgresql", "roundcube-pgsql")
     debconf = {"roundcube-core": [f"roundcube-core roundcube/{line}" for line in (
         "dbconfig-install boolean true", "database-type select sqlite3",
@@ -64,8 +65,10 @@ class Webmail(Service):
                       secret=SECRET, dsn_file=DSN_FILE if postgresql else None, watch=False)
         for plugin in ("managesieve", "markasjunk", "password"):
             self.template(f"/etc/roundcube/plugins/{plugin}/config.inc.php", group="www-data",
-                          mode="640", watch=False)
-        self.template("/etc/sudoers.d/mailstack-password", mode="440", watch=False)
+                          mode="640", password_port=PASSWORD_PORT, watch=False)
+        # Password changes no longer go through sudo (earlier versions had this rule).
+        files.file(name="webmail: no sudo rule for www-data",
+                   path="/etc/sudoers.d/mailstack-password", present=False)
         self.put("/var/lib/mailstack/clients.json",
                  json.dumps(client_settings(mail), indent=1, sort_keys=True),
                  create_remote_dir=True, watch=False)

@@ -31,8 +31,8 @@ import sys
 import tempfile
 import time
 
-from .backup_tools import (CLIENT_CONFIG, DUMPS, STATE, TOOLS, Failure, Repository,
-                           main_with_settings, parse_time)
+from .backup_tools import (CLIENT_CONFIG, DUMPS, STATE, TOOLS, Failure, Repository, alert_mail,
+                           journal, main_with_settings, parse_time, send)
 
 SETTINGS = f"{CLIENT_CONFIG}/settings.json"
 PASSPHRASE = f"{CLIENT_CONFIG}/passphrase"
@@ -176,23 +176,16 @@ def run(settings, args):
 
 
 def failure_mail(settings, status, log):
-    return (f"From: mailstack-backup <root@{settings['host']}>\n"
-            f"To: {settings['postmaster']}\n"
-            f"Subject: Backup of {settings['host']} failed\n\n"
-            f"The backup of {settings['host']} failed at {status.get('last_failure', '?')}:\n\n"
-            f"  {status.get('last_error', 'see the log below')}\n\n"
-            f"Last successful backup: {status.get('last_success', 'never')}\n\n{log}")
+    host = settings["host"]
+    return alert_mail(
+        host, settings["postmaster"], f"Backup of {host} failed",
+        f"The backup of {host} failed at {status.get('last_failure', '?')}:\n\n"
+        f"  {status.get('last_error', 'see the log below')}\n\n"
+        f"Last successful backup: {status.get('last_success', 'never')}\n\n{log}")
 
 
 def notify_failure(settings, args):
-    log = subprocess.run(["journalctl", "-u", "mailstack-backup.service", "-n", "20", "--no-pager",
-                          "-o", "short-iso"], capture_output=True, text=True).stdout
-    text = failure_mail(settings, read_status(), log)
-    if not shutil.which("sendmail", path="/usr/sbin:/usr/bin"):
-        print(text)
-        return
-    subprocess.run(["sendmail", "-t", "-oi"], input=text, text=True, check=True,
-                   env={**os.environ, "PATH": "/usr/sbin:/usr/bin:/bin"})
+    send(failure_mail(settings, read_status(), journal("mailstack-backup.service")))
 
 
 def print_status(settings, args):

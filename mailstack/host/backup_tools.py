@@ -11,9 +11,12 @@ import glob
 import json
 import os
 import re
+import shutil
 import subprocess
 import sys
 from dataclasses import dataclass, field
+from email.message import EmailMessage
+from email.utils import formatdate, make_msgid
 
 REPOSITORIES = "/srv/mailstack-backup"   # on a backup host: <client fqdn>/<tool>
 CLIENT_CONFIG = "/etc/mailstack/backup"  # on a backed-up host: passphrase, SSH key, settings
@@ -38,6 +41,10 @@ class Repository:
     ssh: list = field(default_factory=list)      # ssh command with this host's backup key
     environment: dict = field(default_factory=dict)  # credentials for `url`
     cache: bool = True
+    # The operator reaching a backup host with full access (backup.prune_from:
+    # operator): the repository server runs there behind this command (e.g. "sudo -u
+    # bk-mx1"), as the client's account, and not append-only.
+    remote_as: str | None = None
 
 
 def run_tool(argv, env, cwd=None):
@@ -65,6 +72,35 @@ def parse_time(text, local=False):
     if t.tzinfo is None:
         t = t.astimezone() if local else t.replace(tzinfo=datetime.timezone.utc)
     return t.astimezone(datetime.timezone.utc)
+
+
+def alert_mail(host, postmaster, subject, body):
+    """A well-formed alert for the postmaster (RFC 5322 headers, auto-generated)."""
+    msg = EmailMessage()
+    msg["From"] = f"mailstack-backup <root@{host}>"
+    msg["To"] = postmaster
+    msg["Subject"] = subject
+    msg["Date"] = formatdate(localtime=False)
+    msg["Message-ID"] = make_msgid("mailstack-backup", domain=host)
+    msg["Auto-Submitted"] = "auto-generated"
+    msg.set_content(body)
+    return msg
+
+
+def send(msg):
+    """Hand a message to this host's MTA (Postfix, or nullmailer where there is
+    none); printed when there is no MTA at all."""
+    sendmail = shutil.which("sendmail", path="/usr/sbin:/usr/bin")
+    if not sendmail:
+        print(msg.as_string())
+        return
+    subprocess.run([sendmail, "-t", "-oi"], input=msg.as_string(), text=True, check=True,
+                   env={**os.environ, "PATH": "/usr/sbin:/usr/bin:/bin"})
+
+
+def journal(unit, lines=20):
+    return subprocess.run(["journalctl", "-u", unit, "-n", str(lines), "--no-pager",
+                           "-o", "short-iso"], capture_output=True, text=True).stdout
 
 
 def main_with_settings(prog, parser, argv, settings_file):
@@ -127,7 +163,11 @@ class Restic(Tool):
 
     def argv(self, *args):
         r = self.repo
-        if r.login:
+        if r.login and r.remote_as:
+            where = ["-r", f"rclone:{r.path}",
+                     "-o", "rclone.program=" + " ".join(r.ssh + [r.login]),
+                     "-o", f"rclone.args={r.remote_as} rclone serve restic --stdio --config ''"]
+        elif r.login:
             where = ["-r", "rclone:mailstack",
                      "-o", "rclone.program=" + " ".join(r.ssh + [r.login])]
         elif r.url:
@@ -152,8 +192,23 @@ class Restic(Tool):
 
     def snapshots(self):
         found = json.loads(self.call("snapshots", "--json").stdout or "[]")
-        return [{"id": s["short_id"], "time": parse_time(s["time"]), "raw_time": s["time"]}
-                for s in found]
+        return [{"id": s["short_id"], "time": parse_time(s["time"]), "raw_time": s["time"],
+                 "arrived": self.arrival(s["id"])} for s in found]
+
+    def arrival(self, full_id):
+        """When the snapshot reached this (the backup) host: its file's time, which
+        the backup host's own REST server sets, not the client. None elsewhere."""
+        if self.repo.login or self.repo.url:
+            return None
+        try:
+            stamp = os.stat(os.path.join(self.repo.path, "snapshots", full_id)).st_mtime
+        except (OSError, TypeError):
+            return None
+        return datetime.datetime.fromtimestamp(stamp, datetime.timezone.utc)
+
+    def forget(self, ids):
+        """Remove these snapshots and the data only they use."""
+        self.call("forget", "--prune", *ids)
 
     def restore(self, snapshot, into, paths=()):
         self.call("restore", snapshot, "--target", into,
@@ -197,6 +252,8 @@ class Borg(Tool):
         return r.url or (f"ssh://{r.login}{r.path}" if r.login else r.path)
 
     def argv(self, *args):
+        if self.repo.remote_as:
+            return ["borg", "--remote-path", f"{self.repo.remote_as} borg", *args]
         return ["borg", *args]
 
     def ensure(self):
@@ -215,8 +272,15 @@ class Borg(Tool):
         return json.loads(self.call("list", "--json", self.location).stdout)["archives"]
 
     def snapshots(self):
-        return [{"id": a["name"], "time": parse_time(a["start"], local=True), "raw_time": a["start"]}
-                for a in self.archives()]
+        # Borg keeps no server-side time per archive: the backup host dates an archive
+        # when it first sees it (backup_server.py).
+        return [{"id": a["name"], "time": parse_time(a["start"], local=True), "raw_time": a["start"],
+                 "arrived": None} for a in self.archives()]
+
+    def forget(self, ids):
+        """Remove these archives, then free their space."""
+        self.call("delete", self.location, *ids)
+        self.call("compact", self.location)
 
     def restore(self, snapshot, into, paths=()):
         self.call("extract", f"{self.location}::{snapshot}", *[p.lstrip("/") for p in paths],

@@ -1,17 +1,25 @@
 """mailstack-password: change a mailbox's password on this host.
 
-Reads "address:new password" on stdin (as chpasswd does; Roundcube's password
-plugin runs it through sudo). The new hash goes into Dovecot's password files at
-once and into CHANGES, which the next deploy applies (mailstack/dovecot.py), so the
+    mailstack-password            (root) read "address:new password" on stdin
+    mailstack-password poppassd   serve one poppassd session on stdin/stdout: user,
+                                  pass (the CURRENT password), newpass; systemd runs
+                                  it for each connection to 127.0.0.1:106
+
+Roundcube's password plugin speaks poppassd: it must prove the current password,
+which Dovecot's own auth checks, so nothing running as www-data can change a
+password it does not know. The new hash goes into Dovecot's password files at once
+and into CHANGES, which the next deploy applies (mailstack/dovecot.py), so the
 change is not undone, until the operator gives the mailbox a new hash in the data
 (then the data wins).
 
 The operator side uses the same hashing and the same CHANGES format.
 """
+import base64
 import fcntl
 import hashlib
 import os
 import re
+import socket
 import subprocess
 import sys
 import time
@@ -23,7 +31,11 @@ SERVICES = ("imap", "pop3", "smtp", "sieve")
 PASSWD = "/etc/dovecot/passwd.{service}"
 # Passwords users changed themselves (webmail), kept on the host across deploys.
 CHANGES = "/var/lib/mailstack/password-changes"
-LOCK = "/run/lock/mailstack-password"
+# In /run itself (root only): nobody else can make the lock file and hold it.
+LOCK = "/run/mailstack-password.lock"
+AUTH = "/run/dovecot/auth-client"
+# The Dovecot service whose password file lists every mailbox (ManageSieve).
+AUTH_SERVICE = "sieve"
 
 
 def hash_password(password: str) -> str:
@@ -105,11 +117,84 @@ def change(address, password, passwd=PASSWD, changes_file=CHANGES):
                              os.stat(path).st_gid)
 
 
-def main(stdin=sys.stdin):
+def authenticates(address, password, peer="127.0.0.1", auth=AUTH):
+    """True if Dovecot's auth accepts this password for the address (its own
+    checks, failure delay and log)."""
+    if "\t" in address or "\n" in address:
+        return False
+    plain = base64.b64encode(f"\0{address}\0{password}".encode()).decode()
+    with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as s:
+        s.connect(auth)
+        s.sendall(f"VERSION\t1\t2\nCPID\t{os.getpid()}\n"
+                  f"AUTH\t1\tPLAIN\tservice={AUTH_SERVICE}\tsecured\trip={peer}\t"
+                  f"resp={plain}\n".encode())
+        replies = b""
+        while True:
+            chunk = s.recv(4096)
+            if not chunk:
+                return False
+            replies += chunk
+            for line in replies.decode(errors="replace").splitlines():
+                reply = line.split("\t")
+                if reply[:2] in (["OK", "1"], ["FAIL", "1"]):
+                    return reply[0] == "OK"
+
+
+def locked_change(address, password):
+    with open(LOCK, "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        change(address, password)
+
+
+def poppassd(rfile, wfile, peer, check=authenticates, apply=locked_change, log=sys.stderr):
+    """One poppassd session (what Roundcube's poppassd driver speaks)."""
+    def say(line):
+        wfile.write(line + "\r\n")
+        wfile.flush()
+
+    address = current = None
+    say("200 mailstack-password ready")
+    while raw := rfile.readline():
+        command, _, arg = raw.rstrip("\r\n").partition(" ")
+        command = command.lower()
+        if command == "user" and arg:
+            address, current = arg, None
+            say("200 Your password please.")
+        elif command == "pass" and address:
+            if not check(address, arg, peer):
+                print(f"mailstack-password: refused: wrong current password for {address} "
+                      f"from {peer}", file=log)
+                say("500 Old password is incorrect.")
+                return
+            current = arg
+            say("200 Your new password please.")
+        elif command == "newpass" and current is not None:
+            try:
+                parse_request(f"{address}:{arg}")
+                apply(address, arg)
+            except (ValueError, LookupError) as e:
+                say(f"500 {e.args[0]}")
+                return
+            print(f"mailstack-password: password of {address} changed (from {peer})", file=log)
+            say("200 Password changed, thank-you.")
+        elif command == "quit":
+            say("200 Bye.")
+            return
+        else:
+            say("500 Unknown command or out of order.")
+            return
+
+
+def main(argv=None, stdin=sys.stdin):
+    argv = sys.argv[1:] if argv is None else argv
     try:
-        address, password = parse_request(stdin.readline())
-        with open(LOCK, "w") as lock:
-            fcntl.flock(lock, fcntl.LOCK_EX)
-            change(address, password)
+        if argv == ["poppassd"]:
+            # systemd's Accept=yes socket: the connection is stdin/stdout.
+            peer = os.environ.get("REMOTE_ADDR", "127.0.0.1")
+            poppassd(stdin, sys.stdout, peer)
+            return
+        if argv:
+            raise ValueError("usage: mailstack-password [poppassd] (address:password on stdin)")
+        locked_change(*parse_request(stdin.readline()))
     except (ValueError, LookupError) as e:
         sys.exit(f"mailstack-password: {e.args[0]}")

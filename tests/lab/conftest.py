@@ -4,6 +4,7 @@ mail protocols."""
 import http.client
 import json
 import os
+import shutil
 import socket
 import ssl
 import subprocess
@@ -23,13 +24,15 @@ LAB_DATA = ROOT / "inventory" / "lab" / "mail.yml"
 
 
 def lab_variant(path, *replacements, append=""):
-    """The lab's mail data with (old, new) replacements, written to `path`."""
-    text = LAB_DATA.read_text().replace("password_hashes_file: ../../.lab/",
-                                        f"password_hashes_file: {ROOT}/.lab/")
+    """The lab's mail data with (old, new) replacements, written to `path`, with the
+    lab's password hashes beside it (password_hashes_file is never outside the data
+    file's directory)."""
+    text = LAB_DATA.read_text()
     for old, new in replacements:
         assert old in text, old
         text = text.replace(old, new)
     path.write_text(text + append)
+    shutil.copyfile(ROOT / ".lab" / "password-hashes.yml", path.parent / "password-hashes.yml")
     return path
 
 

@@ -1,10 +1,10 @@
 """Backups that restore: every scenario runs with restic (the lab's data) and again
 with Borg (the same data with `backup.tool: borg`), against the lab's backup host."""
 import datetime
-import imaplib
 import json
 import os
 import re
+import shutil
 import subprocess
 import time
 from collections import Counter
@@ -204,6 +204,76 @@ def test_a_compromised_mail_host_cannot_remove_backup_history(tool, hosts):
     assert back_up(mx1) == "success"
 
 
+def client_command(tool):
+    """The backup tool as root on mx1 runs it against its own repository on the backup
+    host (through the append-only command its key is bound to)."""
+    ssh = ("ssh -i /etc/mailstack/backup/id_ed25519 -o BatchMode=yes "
+           "-o UserKnownHostsFile=/etc/mailstack/backup/known_hosts -o HostKeyAlias=backup.acme.test "
+           "bk-mx1-acme-test@10.66.0.13")
+    if tool == "restic":
+        return (f"restic -r rclone:x -o 'rclone.program={ssh}' "
+                "--password-file /etc/mailstack/backup/passphrase")
+    return (f"BORG_RSH='{ssh.rsplit(' ', 1)[0]}' BORG_PASSCOMMAND='cat /etc/mailstack/backup/passphrase' "
+            "BORG_BASE_DIR=/var/lib/mailstack-backup/borg borg")
+
+
+def test_forged_dates_and_deleted_history_stop_the_prune_and_reach_the_postmaster(
+        tool, hosts, mx1, mailbox):
+    client, backup = hosts["mx1"], hosts["backup"]
+    alice = mailbox("alice@acme.test")         # the postmaster's mailbox
+    assert back_up(client) == "success" and back_up(client) == "success"
+    backup.run_expect([0], "systemctl start mailstack-backup-prune.service")  # all verified
+    real = server_snapshots(backup, "mx1.acme.test")
+    as_of = max(s["time"] for s in snapshots(client))
+    before = backup.check_output("date -u +%Y-%m-%dT%H:%M:%S.%6N")
+    # Root on mx1 forges twelve snapshots dated in the future and deletes the real ones.
+    run = client_command(tool)
+    repo = "ssh://bk-mx1-acme-test@10.66.0.13/srv/mailstack-backup/mx1.acme.test/borg"
+    for day in range(1, 13):
+        forge = (f"{run} backup --host mx1.acme.test --time '2031-01-{day:02d} 03:00:00' /etc/hostname"
+                 if tool == "restic" else
+                 f"{run} create --timestamp 2031-01-{day:02d}T03:00:00 {repo}::forged-{day} /etc/hostname")
+        client.run_expect([0], f"timeout 120 sh -c {json.dumps(forge)}")
+    delete = (f"{run} forget {' '.join(s['id'] for s in real)}" if tool == "restic" else
+              f"{run} delete {repo} {' '.join(s['id'] for s in real)}")
+    client.run(f"timeout 120 sh -c {json.dumps(delete)}")
+
+    backup.run("systemctl start mailstack-backup-prune.service")
+    assert backup.check_output("systemctl show -P Result mailstack-backup-prune.service") == "exit-code"
+    status = json.loads(backup.check_output("mailstack-backup-server status"))["mx1.acme.test"]
+    assert "12 snapshot(s) dated in the future" in status["problem"]
+    if tool == "borg":
+        assert f"{len(real)} snapshot(s) deleted by the client" in status["problem"]
+    report = mailstack("backup-status", "inventory/lab.py", data=tool.data)
+    assert report.returncode == 1
+    assert re.search(r"mx1\.acme\.test .*backup\.acme\.test refused to prune", report.stdout)
+    imap = mx1.imap(alice)
+    wait_until(lambda: imap.select("INBOX") and imap.search(
+        None, "SUBJECT", '"Backup verification on backup.acme.test failed"')[1][0], 120,
+        "no alert reached the postmaster")
+    imap.logout()
+
+    # Nothing real was pruned: restic refused the deletion, Borg's append-only log
+    # undoes it. A restore as of the last good backup works.
+    if tool == "borg":
+        backup.check_output(f"mailstack-backup-server rollback mx1.acme.test --to {before}")
+        client.check_output("rm -rf /var/lib/mailstack-backup/borg /var/cache/mailstack-backup/borg")
+    present = {s["id"] for s in server_snapshots(backup, "mx1.acme.test")}
+    assert {s["id"] for s in real} <= present
+    restored = json.loads(client.check_output(
+        f"mailstack-backup restore-mailbox carol@acme.test --as-of {as_of}"))
+    assert restored["snapshot_time"] == as_of
+    # The operator removes the forgeries; pruning works again and keeps the real ones.
+    forged = sorted(present - {s["id"] for s in real})
+    if forged:
+        backup.check_output(f"mailstack-backup-server forget mx1.acme.test {' '.join(forged)}")
+    backup.check_output("mailstack-backup-server accept mx1.acme.test")
+    backup.run_expect([0], "systemctl start mailstack-backup-prune.service")
+    newest = max(real, key=lambda s: s["time"])["id"]
+    assert newest in {s["id"] for s in server_snapshots(backup, "mx1.acme.test")}
+    assert back_up(client) == "success"
+
+
 def test_a_backup_run_while_the_backup_host_is_unreachable_fails_visibly_then_recovers(
         tool, hosts, mx1, mailbox):
     client, backup = hosts["mx1"], hosts["backup"]
@@ -255,11 +325,9 @@ def test_the_backup_host_applies_the_retention_and_checks_the_repositories(tool,
         assert backup.service(f"mailstack-backup-{job}.timer").is_running
         backup.run(f"systemctl start mailstack-backup-{job}.service")
         assert backup.check_output(f"systemctl show -P Result mailstack-backup-{job}.service") == "success"
-    # keep daily 7 (and weekly, monthly): the newest snapshot of each day stays; Borg
-    # also keeps the oldest while a rule has fewer than it may keep.
+    # keep daily 7 (and weekly, monthly), counted on the backup host's arrival times:
+    # the newest snapshot of each day stays (the lab's all arrived today).
     expected = set(newest_each_day.values())
-    if tool == "borg":
-        expected.add(min(history, key=lambda s: s["time"])["id"])
     assert {s["id"] for s in server_snapshots(backup, "mx1.acme.test")} == expected
     assert back_up(mx1) == "success"              # the host carries on after a prune
 
@@ -318,3 +386,36 @@ def test_mx1_destroyed_and_rebuilt_from_its_backup_serves_the_same_mail_and_dkim
     count = len(snapshots(hosts["mx1"]))
     assert back_up(hosts["mx1"]) == "success"
     assert len(snapshots(hosts["mx1"])) == count + 1
+
+
+def test_with_the_operator_pruning_the_backup_host_holds_no_passphrase(hosts, tmp_path):
+    mx1, backup = hosts["mx1"], hosts["backup"]
+    data = lab_variant(tmp_path / "mail.yml", ("tool: restic", "tool: restic\n  prune_from: operator"))
+    deploy(data)
+    # A new start for the operator's ledger (an earlier run's is stale by now).
+    shutil.rmtree(ROOT / "secrets" / "lab" / "backup" / "ledger", ignore_errors=True)
+    try:
+        assert backup.run("ls /etc/mailstack-backup/*.passphrase").rc != 0
+        for job in ("prune", "check"):
+            assert not backup.service(f"mailstack-backup-{job}.timer").is_running
+        for name in ("mx1", "mx2", "dns"):
+            assert back_up(hosts[name]) == "success"
+        pruned = mailstack("backup-prune", "inventory/lab.py", data=data)
+        assert pruned.returncode == 0, pruned.stdout + pruned.stderr
+        assert "backup.acme.test: 3 repositories verified and pruned" in pruned.stdout
+        checked = mailstack("backup-prune", "inventory/lab.py", "--check", data=data)
+        assert checked.returncode == 0, checked.stdout + checked.stderr
+        # The same verification as the backup host's: a forged date stops the prune.
+        forge = f"{client_command('restic')} backup --host mx1.acme.test --time '2031-02-01 03:00:00' /etc/hostname"
+        mx1.run_expect([0], f"timeout 120 sh -c {json.dumps(forge)}")
+        refused = mailstack("backup-prune", "inventory/lab.py", data=data)
+        assert refused.returncode == 1
+        assert "mx1.acme.test: verification failed, not pruned: 1 snapshot(s) dated in the future" \
+            in refused.stderr
+    finally:
+        deploy(DATA)
+    # Back to the backup host pruning: the forgery is its to remove.
+    forged = [s["id"] for s in server_snapshots(backup, "mx1.acme.test") if s["time"].startswith("2031")]
+    backup.check_output(f"mailstack-backup-server forget mx1.acme.test {' '.join(forged)}")
+    backup.check_output("mailstack-backup-server accept mx1.acme.test")
+    backup.run_expect([0], "systemctl start mailstack-backup-prune.service")

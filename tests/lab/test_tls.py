@@ -34,15 +34,41 @@ def test_certificate_on_every_listener_verifies_against_the_lab_ca(mx1, port):
         sieve.logout()
 
 
-@pytest.mark.parametrize("port", [465, 993, 995])
-def test_tls_1_1_is_refused(mx1, port):
+# What a client says and waits for before its TLS handshake on each STARTTLS port.
+STARTTLS = {25: (b"EHLO probe.example.test\r\nSTARTTLS\r\n", b"220 2.0.0"),
+            587: (b"EHLO probe.example.test\r\nSTARTTLS\r\n", b"220 2.0.0"),
+            143: (b"a STARTTLS\r\n", b"a OK"), 110: (b"STLS\r\n", b"+OK Begin"),
+            4190: (b"STARTTLS\r\n", b"OK \"Begin")}
+
+
+def handshake(mx1, port, version):
+    """A TLS handshake offering only `version` (after STARTTLS where the port has it);
+    the server's answer: "ok", or the alert it sent."""
     ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
     ctx.load_verify_locations(cadata=mx1.ca_pem)
-    ctx.minimum_version = ctx.maximum_version = ssl.TLSVersion.TLSv1_1
-    ctx.set_ciphers("ALL:@SECLEVEL=0")
+    ctx.minimum_version = ctx.maximum_version = version
+    ctx.set_ciphers("ALL:@SECLEVEL=0")     # so that our side can offer TLS 1.1 at all
     with socket.create_connection((mx1.address, port), 10) as sock:
-        with pytest.raises(ssl.SSLError):
-            ctx.wrap_socket(sock, server_hostname=mx1.hostname)
+        if port in STARTTLS:
+            say, ready = STARTTLS[port]
+            sock.sendall(say)
+            seen = b""
+            while ready not in seen:
+                chunk = sock.recv(4096)
+                assert chunk, seen
+                seen += chunk
+        try:
+            ctx.wrap_socket(sock, server_hostname=mx1.hostname).close()
+            return "ok"
+        except ssl.SSLError as e:
+            return e.reason
+
+
+@pytest.mark.parametrize("port", [25, 587, 465, 143, 993, 110, 995, 4190])
+def test_tls_1_1_is_refused_by_the_server_on_every_port(mx1, port):
+    # The same client does TLS 1.2 there: the refusal is the server's, by its alert.
+    assert handshake(mx1, port, ssl.TLSVersion.TLSv1_2) == "ok"
+    assert handshake(mx1, port, ssl.TLSVersion.TLSv1_1) == "TLSV1_ALERT_PROTOCOL_VERSION"
 
 
 def test_renewal_by_hand_reloads_services_without_dropping_mail(mx1, hosts, mailbox):

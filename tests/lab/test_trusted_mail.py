@@ -1,11 +1,12 @@
 """Mail from mailstack domains passes SPF, DKIM and DMARC at the receiving end;
 spam and forgeries of our domains are stopped at the door."""
+import json
 import smtplib
 import time
 
 import pytest
 
-from .mailclient import message, wait_for_message
+from .mailclient import message, wait_for_message, wait_until
 
 GTUBE = "XJS*C4JDBQADN1.NSBN3*2IDNEN*GTUBE-STANDARD-ANTI-UBE-TEST-EMAIL*C.34X"
 # rspamd's GTUBE-like pattern for the "add header" action (enabled in the lab).
@@ -82,3 +83,51 @@ def test_mail_in_the_add_header_band_lands_in_junk(mx1, mailbox):
     assert imap.search(None, "HEADER", "Message-ID", message_id)[1] == [b""]
     imap.logout()
     assert b"X-Spam: Yes" in raw
+
+
+def temporary_refusal(attempt):
+    """The SMTP code with which the server refused `attempt` (None if it took it)."""
+    try:
+        refused = attempt()
+    except smtplib.SMTPRecipientsRefused as e:
+        return min(code for code, _ in e.recipients.values())
+    except smtplib.SMTPResponseException as e:
+        return e.smtp_code
+    return min((code for code, _ in refused.values()), default=None)
+
+
+def test_while_rspamd_is_down_mail_waits_and_then_arrives_checked_and_signed(hosts, mx1,
+                                                                             mailbox):
+    host, outside = hosts["mx1"], hosts["outside"]
+    alice, carol = mailbox("alice@acme.test"), mailbox("carol@acme.test")
+    inbound_id, inbound = message("someone@example.test", alice["address"], "during the restart")
+    outbound_id, outbound = message(carol["address"], "friend@example.test", "during the restart")
+    local_id, local = message("root@mx1.acme.test", alice["address"], "local, during the restart")
+    host.run_expect([0], "systemctl stop rspamd")
+    try:
+        # Another server, and a user submitting: both told to retry later, nothing taken.
+        assert temporary_refusal(lambda: mx1.deliver([alice["address"]], inbound)) in (421, 451)
+        assert temporary_refusal(lambda: mx1.submit(carol, ["friend@example.test"], outbound)) \
+            in (421, 451)
+        # Local mail (alerts, root's mail) waits on mx1.
+        host.run_expect([0], f"printf '%s' {json.dumps(local)} | sendmail -t -oi")
+        time.sleep(5)
+        imap = mx1.imap(alice)
+        imap.select("INBOX")
+        assert imap.search(None, "HEADER", "Message-ID", local_id)[1] == [b""]
+        imap.logout()
+    finally:
+        host.run_expect([0], "systemctl start rspamd")
+    wait_until(lambda: host.run("bash -c 'exec 3<>/dev/tcp/127.0.0.1/11332'").rc == 0, 30,
+               "rspamd did not come back")
+    # The senders retry: everything goes through rspamd now.
+    assert mx1.deliver([alice["address"]], inbound) == {}
+    assert mx1.submit(carol, ["friend@example.test"], outbound) == {}
+    # Wake the queue and the pickup of local mail rather than wait for their timers.
+    host.run_expect([0], "postqueue -f && postkick public pickup W")
+    imap = mx1.imap(alice)
+    assert b"X-Spamd-Bar:" in wait_for_message(imap, inbound_id)      # scored by rspamd
+    wait_for_message(imap, local_id, 120)     # (rspamd adds no headers to local mail)
+    imap.logout()
+    path = received_on_outside(outside, outbound_id)
+    assert outside.run(f"dkimverify < {path}").rc == 0

@@ -32,8 +32,11 @@ aliases:
 
 @pytest.fixture
 def write_data(tmp_path):
-    def write(text, name="mail.yml"):
-        path = tmp_path / name
+    """Writes a data file into `directory`, whose name is the system's name when the
+    file sets none (pytest's own directory names are not valid names)."""
+    def write(text, name="mail.yml", directory="system"):
+        path = tmp_path / directory / name
+        path.parent.mkdir(parents=True, exist_ok=True)
         path.write_text(textwrap.dedent(text))
         return path
     return write

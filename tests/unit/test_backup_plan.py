@@ -1,7 +1,7 @@
 """What each host's backups hold, where they go, and how their state reads."""
 import json
 
-from mailstack.backup import account, clients, report, settings
+from mailstack.backup import account, clients, report, server_settings, settings
 from mailstack.model import load_system
 
 from .test_model import WITH_BACKUP_HOST
@@ -21,6 +21,20 @@ def test_every_mail_host_is_backed_up_with_what_rebuilding_it_needs(write_data):
     assert target == {"host": "bk.example.org", "address": "192.0.2.12",
                       "user": "bk-mx1-example-org",
                       "repository": "/srv/mailstack-backup/mx1.example.org/restic"}
+
+
+def test_a_backup_hosts_settings_name_it_its_postmaster_and_each_clients_repository(write_data):
+    system = load_system(write_data("postmaster: ben@example.org\n" + WITH_BACKUP_HOST))
+    secrets = {"mx2.example.org": {"passphrase": "p2"}, "mx1.example.org": {"passphrase": "p1"}}
+    found = server_settings(system, "bk.example.org", secrets)
+    assert (found["host"], found["postmaster"]) == ("bk.example.org", "ben@example.org")
+    assert (found["tool"], found["keep"]) == ("restic", {"daily": 7, "weekly": 4, "monthly": 12})
+    assert found["clients"] == [
+        {"host": h, "user": account(h), "repository": f"/srv/mailstack-backup/{h}/restic"}
+        for h in ("mx1.example.org", "mx2.example.org")]
+    json.dumps(found)        # written as clients.json
+    default = server_settings(load_system(write_data(WITH_BACKUP_HOST)), "bk.example.org", secrets)
+    assert default["postmaster"] == "postmaster@example.org"
 
 
 def test_backup_accounts_fit_in_a_user_name_and_stay_apart():

@@ -5,16 +5,32 @@ import sys
 import threading
 from pathlib import Path
 
+import pytest
+
 ROOT = Path(__file__).resolve().parents[2]
 PYINFRA = Path(sys.executable).parent / "pyinfra"
 
+DATA = """\
+name: shop
+hosts:
+  mx1.example.org: {address: 192.0.2.10, roles: [primary_mx]}
+domains: [example.org]
+postmaster: anna@example.org
+mailboxes:
+  - address: anna@example.org
+    password_hash: 'HASH'
+"""
 
-def write_inventory(tmp_path, password_hash, port):
-    """A one-host mail system whose host is a listener on loopback port `port`."""
+
+def write_inventory(tmp_path, password_hash, port, replace=None):
+    """A one-host mail system whose host is a listener on loopback port `port`;
+    `replace`: (old, new) in its data."""
     mail = tmp_path / "mail.yml"
-    mail.write_text("hosts:\n  mx1.example.org: {address: 192.0.2.10, roles: [primary_mx]}\n"
-                    "domains: [example.org]\npostmaster: anna@example.org\n"
-                    f"mailboxes:\n  - address: anna@example.org\n    password_hash: '{password_hash}'\n")
+    text = DATA
+    if replace:
+        assert replace[0] in text, replace[0]
+        text = text.replace(*replace)
+    mail.write_text(text.replace("HASH", password_hash))
     inventory = tmp_path / "inv.py"
     inventory.write_text(
         "from mailstack.inventory import inventory\n"
@@ -23,7 +39,32 @@ def write_inventory(tmp_path, password_hash, port):
     return mail, inventory
 
 
-def test_invalid_data_exits_before_any_connection(tmp_path):
+# (replaced in DATA, replacement, the error after the file name: field and value)
+MALICIOUS = {
+    "plaintext password": (
+        "'HASH'", "'hunter2'",
+        "mailboxes[0].password_hash: '<not shown>' is not a password hash"),
+    "command substitution in a local part": (
+        "address: anna@", "address: a`reboot`@",
+        "mailboxes[0].address: 'a`reboot`@example.org' is not a valid email address"),
+    "newline in the name": (
+        "name: shop", 'name: "shop\\nmyhostname = evil"',
+        "name: 'shop\\nmyhostname = evil' is not a system name"),
+    "shell in acme_email": (
+        "postmaster:", "tls: {acme_email: 'x;reboot@example.org'}\npostmaster:",
+        "tls.acme_email: 'x;reboot@example.org' is not a valid email address"),
+    "command substitution in acme_directory": (
+        "postmaster:", "tls: {acme_directory: 'https://ca.example.org/$(reboot)'}\npostmaster:",
+        "tls.acme_directory: 'https://ca.example.org/$(reboot)' is not an https:// URL"),
+    "ssh user carrying an option": (
+        "roles: [primary_mx]}", "roles: [primary_mx], ssh: {user: 'root -oProxyCommand=sh'}}",
+        "hosts.mx1.example.org.ssh.user: 'root -oProxyCommand=sh' is not a user name"),
+}
+
+
+@pytest.mark.parametrize("case", MALICIOUS, ids=list(MALICIOUS))
+def test_invalid_data_exits_before_any_connection(tmp_path, case):
+    old, new, error = MALICIOUS[case]
     # A listener standing in for the hosts: any SSH attempt would connect to it.
     listener = socket.socket()
     listener.bind(("127.0.0.1", 0))
@@ -43,7 +84,8 @@ def test_invalid_data_exits_before_any_connection(tmp_path):
     t = threading.Thread(target=accept, daemon=True)
     t.start()
 
-    mail, inventory = write_inventory(tmp_path, "hunter2", port)
+    from mailstack.host.password import hash_password
+    mail, inventory = write_inventory(tmp_path, hash_password("x"), port, replace=(old, new))
     result = subprocess.run([str(PYINFRA), "-y", str(inventory), "deploy.py"], cwd=ROOT,
                             capture_output=True, text=True, timeout=60)
     done.set()
@@ -51,8 +93,7 @@ def test_invalid_data_exits_before_any_connection(tmp_path):
     listener.close()
 
     assert result.returncode != 0
-    assert (f"mailstack: invalid mail data: {mail}: mailboxes[0].password_hash: "
-            "'<not shown>' is not a password hash") in result.stderr
+    assert f"mailstack: invalid mail data: {mail}: {error}" in result.stderr
     assert "Traceback" not in result.stderr
     assert connections == [], "pyinfra contacted a host despite invalid data"
 

@@ -165,3 +165,16 @@ def test_a_password_changed_on_the_host_survives_until_the_data_changes(write_da
     # The operator gives anna a new hash in the data: the data wins.
     stale = password_changes("anna@example.org 00ff {SHA512-CRYPT}$6$new$hash\n")
     assert f"anna@example.org:{anna.password_hash}\n" in passwd_file(mail, "imap", stale)
+
+
+def test_each_login_may_send_as_itself_and_the_aliases_that_reach_it(write_data):
+    from mailstack.postfix import senders_by_login
+    lines = senders_by_login(system(write_data)).splitlines()
+    assert lines == ["anna@example.org anna@example.org postmaster@example.org team@example.org",
+                     "ben@example.org ben@example.org team@example.org"]
+
+
+def test_every_host_name_has_spf_for_what_it_sends_with_an_empty_sender(write_data):
+    by = {(r.name, r.rtype): r.value for r in zone_records(system(write_data))["example.org"]}
+    assert by[("mx1.example.org.", "TXT")] == '"v=spf1 a -all"'
+    assert by[("mx2.example.org.", "TXT")] == '"v=spf1 a -all"'

@@ -159,9 +159,9 @@ def test_restic_snapshots_parses_json_with_nanosecond_times():
     assert fake.argvs == [RESTIC_SSH + ["snapshots", "--json"]]
     assert found == [
         {"id": "1a2b3c4d", "time": datetime.datetime(2026, 11, 30, 9, 0, 0, 123456, UTC),
-         "raw_time": "2026-11-30T10:00:00.123456789+01:00"},
+         "raw_time": "2026-11-30T10:00:00.123456789+01:00", "arrived": None},
         {"id": "5e6f7a8b", "time": datetime.datetime(2026, 11, 30, 12, 0, 0, 500000, UTC),
-         "raw_time": "2026-11-30T12:00:00.5Z"}]
+         "raw_time": "2026-11-30T12:00:00.5Z", "arrived": None}]
 
 
 def test_restic_snapshots_of_an_empty_answer_is_none():
@@ -301,7 +301,7 @@ def test_borg_snapshots_read_naive_local_times(utc_plus_3):
     tool, fake = borg(over_ssh(BORG_PATH), (0, out, ""))
     assert tool.snapshots() == [{"id": "mx1.example.org-2026-11-30T07:00:00.000000",
                                  "time": datetime.datetime(2026, 11, 30, 7, 0, tzinfo=UTC),
-                                 "raw_time": "2026-11-30T10:00:00.000000"}]
+                                 "raw_time": "2026-11-30T10:00:00.000000", "arrived": None}]
     assert fake.argvs == [["borg", "list", "--json", BORG_SSH]]
 
 
@@ -589,7 +589,8 @@ def write_settings(tmp_path, data):
 
 
 def test_snapshots_command_prints_ids_and_utc_times(tmp_path, monkeypatch, capsys):
-    out = json.dumps([{"short_id": "1a2b3c4d", "time": "2026-11-30T10:00:00.123456789+01:00"}])
+    out = json.dumps([{"short_id": "1a2b3c4d", "id": "1a2b3c4d" + "0" * 56,
+                       "time": "2026-11-30T10:00:00.123456789+01:00"}])
     fake = restic_target(monkeypatch, (0, out, ""))
     backup.main(["snapshots", "--passphrase-file", "/p"], settings_file=write_settings(tmp_path, settings()))
     assert json.loads(capsys.readouterr().out) == [{"id": "1a2b3c4d", "time": "2026-11-30T09:00:00.123456+00:00"}]
@@ -603,8 +604,8 @@ def test_snapshots_command_of_an_unknown_target_exits_with_the_message(tmp_path)
 
 
 def test_extract_restores_the_chosen_snapshot_into_a_new_directory(tmp_path, monkeypatch, capsys):
-    out = json.dumps([{"short_id": "old", "time": "2026-11-29T10:00:00Z"},
-                      {"short_id": "new", "time": "2026-11-30T10:00:00Z"}])
+    out = json.dumps([{"short_id": "old", "id": "old" + "0" * 61, "time": "2026-11-29T10:00:00Z"},
+                      {"short_id": "new", "id": "new" + "0" * 61, "time": "2026-11-30T10:00:00Z"}])
     fake = restic_target(monkeypatch, (0, out, ""))
     into = tmp_path / "out" / "here"
     backup.main(["extract", "--into", str(into), "--snapshot", "old", "/etc/knot"],
@@ -615,22 +616,24 @@ def test_extract_restores_the_chosen_snapshot_into_a_new_directory(tmp_path, mon
 
 
 def test_failure_mail_names_host_postmaster_and_error():
-    text = backup.failure_mail(settings(), {"last_failure": "2026-11-30T03:00:00+00:00",
-                                            "last_error": "bk.example.org: Connection refused",
-                                            "last_success": "2026-11-29T03:00:00+00:00"}, "LOG LINES")
-    head, _, body = text.partition("\n\n")
-    assert head.splitlines() == ["From: mailstack-backup <root@mx1.example.org>",
-                                 "To: postmaster@example.org",
-                                 "Subject: Backup of mx1.example.org failed"]
+    msg = backup.failure_mail(settings(), {"last_failure": "2026-11-30T03:00:00+00:00",
+                                           "last_error": "bk.example.org: Connection refused",
+                                           "last_success": "2026-11-29T03:00:00+00:00"}, "LOG LINES")
+    assert (msg["From"], msg["To"], msg["Subject"]) == ("mailstack-backup <root@mx1.example.org>",
+                                                        "postmaster@example.org",
+                                                        "Backup of mx1.example.org failed")
+    assert msg["Date"] and msg["Message-ID"].endswith("@mx1.example.org>")
+    assert msg["Auto-Submitted"] == "auto-generated"
+    body = msg.get_content()
     assert "failed at 2026-11-30T03:00:00+00:00" in body
     assert "  bk.example.org: Connection refused" in body
     assert "Last successful backup: 2026-11-29T03:00:00+00:00" in body
-    assert body.endswith("LOG LINES")
+    assert body.endswith("LOG LINES\n")
 
 
 def test_failure_mail_without_history():
-    text = backup.failure_mail(settings(), {}, "")
-    assert "Last successful backup: never" in text and "see the log below" in text
+    body = backup.failure_mail(settings(), {}, "").get_content()
+    assert "Last successful backup: never" in body and "see the log below" in body
 
 
 # --- mailstack-backup run ----------------------------------------------------------------
@@ -812,16 +815,19 @@ def clients_file(tmp_path, tool, repository=None, keep=None):
 
 
 @pytest.fixture
-def server_runner(monkeypatch):
-    """The tools run on a fake instead of running and then chowning to the client."""
+def server_runner(monkeypatch, tmp_path):
+    """The tools run on a fake instead of running and then chowning to the client;
+    the ledgers are kept in tmp_path/ledger."""
     fake = Fake()
     monkeypatch.setattr(backup_server, "owned_by_client", lambda client: fake)
+    monkeypatch.setattr(backup_server, "LEDGER", str(tmp_path / "ledger"))
     return fake
 
 
 def test_server_snapshots_prints_ids_with_raw_times(tmp_path, server_runner, capsys):
     server_runner.results.append((0, json.dumps([
-        {"short_id": "1a2b3c4d", "time": "2026-11-30T10:00:00.123456789+01:00"}]), ""))
+        {"short_id": "1a2b3c4d", "id": "1a2b3c4d" + "0" * 56,
+         "time": "2026-11-30T10:00:00.123456789+01:00"}]), ""))
     backup_server.main(["snapshots", "mx1.example.org"], settings_file=clients_file(tmp_path, "restic"))
     assert json.loads(capsys.readouterr().out) == [
         {"id": "1a2b3c4d", "time": "2026-11-30T10:00:00.123456789+01:00"}]
@@ -845,11 +851,16 @@ def test_server_prune_and_check_only_existing_repositories(tmp_path, server_runn
             "clients": [{**CLIENT, "repository": str(tmp_path / "repo")},
                         {"host": "mx2.example.org", "user": "bk-mx2", "repository": str(tmp_path / "none")}]}
     (tmp_path / "clients.json").write_text(json.dumps(data))
+    old, new = ({"name": f"mx1.example.org-2026-11-29T{h}", "start": f"2026-11-29T{h}"}
+                for h in ("01:00:00", "02:00:00"))
+    server_runner.results += [(0, json.dumps({"archives": [old, new]}), ""), (0, "", ""), (0, "", ""),
+                              (0, json.dumps({"archives": [new]}), "")]
     backup_server.main(["prune"], settings_file=str(tmp_path / "clients.json"))
     backup_server.main(["check"], settings_file=str(tmp_path / "clients.json"))
     repo = str(tmp_path / "repo")
-    assert server_runner.argvs == [["borg", "prune", "--keep-daily=7", repo], ["borg", "compact", repo],
-                                   ["borg", "check", repo]]
+    assert server_runner.argvs == [["borg", "list", "--json", repo],
+                                   ["borg", "delete", repo, old["name"]], ["borg", "compact", repo],
+                                   ["borg", "list", "--json", repo], ["borg", "check", repo]]
 
 
 def test_server_unknown_client(tmp_path, server_runner):
@@ -891,11 +902,18 @@ def test_server_tool_for_reads_the_clients_passphrase_without_cache():
 
 @pytest.mark.parametrize("argv, command, client", [
     (["prune"], "prune", None), (["check"], "check", None),
-    (["snapshots", "mx1"], "snapshots", "mx1"), (["files", "mx1"], "files", "mx1")])
+    (["snapshots", "mx1"], "snapshots", "mx1"), (["files", "mx1"], "files", "mx1"),
+    (["status"], "status", None), (["accept", "mx1"], "accept", "mx1"),
+    (["forget", "mx1", "1a2b"], "forget", "mx1")])
 def test_server_commands(argv, command, client):
     args = backup_server.parser().parse_args(argv)
     assert args.command == command and getattr(args, "client", None) == client
     assert args.func is getattr(backup_server, command)
+
+
+def test_server_forget_takes_a_client_and_ids():
+    args = backup_server.parser().parse_args(["forget", "mx1", "1a2b", "3c4d"])
+    assert (args.client, args.ids, args.func) == ("mx1", ["1a2b", "3c4d"], backup_server.forget)
 
 
 def test_server_rollback_takes_client_and_to():
@@ -905,7 +923,7 @@ def test_server_rollback_takes_client_and_to():
 
 @pytest.mark.parametrize("argv", [[], ["snapshots"], ["files"], ["rollback", "mx1"],
                                   ["rollback", "--to", "2026-11-30"], ["prune", "mx1"],
-                                  ["restore"], ["check", "--to", "x"]])
+                                  ["restore"], ["check", "--to", "x"], ["forget"], ["forget", "mx1"]])
 def test_server_bad_invocations_exit_2(argv, capsys):
     with pytest.raises(SystemExit) as e:
         backup_server.parser().parse_args(argv)
@@ -917,3 +935,22 @@ def test_merge_maildir_into_a_mailbox_that_lost_everything_names_inbox(mailboxes
     saved, _ = mailboxes
     _, folders = merge(saved, tmp_path / "gone" / "Maildir")
     assert folders == ["INBOX", "Archive", "Sent"]
+
+
+def test_server_commands_print_only_their_own_output_while_the_tool_talks(tmp_path, monkeypatch,
+                                                                          capsys):
+    """The tools' own chatter goes to the journal (stderr): `snapshots` prints JSON
+    alone, which the operator's scripts and the lab read."""
+    import subprocess as sp
+    from mailstack.host import backup_server
+    chatter = json.dumps([{"short_id": "ab12", "id": "ab12ff", "time": "2026-11-30T10:00:00Z"}])
+    monkeypatch.setattr(backup_server, "run_tool",
+                        lambda argv, env, cwd=None: sp.CompletedProcess(argv, 0, chatter, "a warning\n"))
+    monkeypatch.setattr(backup_server.subprocess, "run", lambda *a, **k: sp.CompletedProcess(a, 0))
+    clients = tmp_path / "clients.json"
+    clients.write_text(json.dumps({"tool": "restic", "keep": {"daily": 7}, "host": "bk", "postmaster": "p@x",
+                                   "clients": [{"host": "mx1", "user": "bk-mx1", "repository": "/r/mx1/restic"}]}))
+    backup_server.main(["snapshots", "mx1"], settings_file=str(clients))
+    out = capsys.readouterr()
+    assert json.loads(out.out) == [{"id": "ab12", "time": "2026-11-30T10:00:00Z"}]
+    assert "a warning" in out.err

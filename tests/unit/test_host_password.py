@@ -219,7 +219,7 @@ def test_a_change_after_the_operator_changed_the_hash_survives_the_next_deploy(t
 
 def test_main_rejects_a_bad_request():
     with pytest.raises(SystemExit) as e:
-        password.main(stdin=io.StringIO("no colon here\n"))
+        password.main([], stdin=io.StringIO("no colon here\n"))
     assert e.value.code == "mailstack-password: expected 'address:password' on stdin"
 
 
@@ -227,7 +227,7 @@ def test_main_changes_under_the_lock(tmp_path, monkeypatch):
     calls = []
     monkeypatch.setattr(password, "LOCK", str(tmp_path / "lock"))
     monkeypatch.setattr(password, "change", lambda a, p: calls.append((a, p)))
-    password.main(stdin=io.StringIO("anna@example.org:s3:cret\n"))
+    password.main([], stdin=io.StringIO("anna@example.org:s3:cret\n"))
     assert calls == [("anna@example.org", "s3:cret")]
     assert (tmp_path / "lock").exists()
 
@@ -238,5 +238,83 @@ def test_main_unknown_mailbox(tmp_path, monkeypatch):
     monkeypatch.setattr(password, "LOCK", str(tmp_path / "lock"))
     monkeypatch.setattr(password, "change", unknown)
     with pytest.raises(SystemExit) as e:
-        password.main(stdin=io.StringIO("carl@example.org:x\n"))
+        password.main([], stdin=io.StringIO("carl@example.org:x\n"))
     assert e.value.code == "mailstack-password: no mailbox carl@example.org"
+
+
+# --- poppassd: what Roundcube (and anything else as www-data) speaks ------------------------
+
+def session(*lines, check=lambda address, password, peer: password == "right", applied=None):
+    """Run one poppassd session; the server's replies and what it logged."""
+    out, log = io.StringIO(), io.StringIO()
+    password.poppassd(io.StringIO("".join(f"{line}\r\n" for line in lines)), out, "127.0.0.1",
+                      check=check, apply=lambda a, p: applied.append((a, p)), log=log)
+    return [r[:3] for r in out.getvalue().splitlines()], log.getvalue()
+
+
+def test_poppassd_changes_with_the_current_password():
+    applied = []
+    replies, log = session("user anna@example.org", "pass right", "newpass new secret 1",
+                           "quit", applied=applied)
+    assert replies == ["200", "200", "200", "200", "200"]
+    assert applied == [("anna@example.org", "new secret 1")]
+    assert "password of anna@example.org changed" in log
+
+
+def test_poppassd_refuses_without_the_current_password_and_logs_it():
+    applied = []
+    replies, log = session("user anna@example.org", "pass wrong", "newpass taken over",
+                           applied=applied)
+    assert replies == ["200", "200", "500"] and applied == []
+    assert "refused: wrong current password for anna@example.org from 127.0.0.1" in log
+
+
+@pytest.mark.parametrize("lines", [
+    ["newpass x"],                                   # no user, no current password
+    ["user anna@example.org", "newpass x"],          # no current password
+    ["pass right", "newpass x"],                     # no user
+])
+def test_poppassd_refuses_out_of_order_commands(lines):
+    applied = []
+    replies, _ = session(*lines, applied=applied)
+    assert replies[-1] == "500" and applied == []
+
+
+def test_poppassd_refuses_a_new_password_the_files_cannot_hold():
+    applied = []
+    replies, _ = session("user anna@example.org", "pass right", "newpass ", applied=applied)
+    assert replies[-1] == "500" and applied == []
+
+
+def test_the_current_password_is_checked_by_dovecots_auth_protocol(tmp_path):
+    """A fake auth-client socket: the request is Dovecot's AUTH PLAIN for service sieve,
+    secured, with the client's address; OK and FAIL are told apart."""
+    import base64
+    import socket
+    import threading
+    path = str(tmp_path / "auth-client")
+    server = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    server.bind(path)
+    server.listen(2)
+    seen = []
+
+    def answer():
+        for reply in ("OK\t1\tuser=anna@example.org\n", "FAIL\t1\tuser=anna@example.org\n"):
+            conn, _ = server.accept()
+            with conn:
+                data = b""
+                while b"AUTH" not in data or not data.endswith(b"\n"):
+                    data += conn.recv(4096)
+                seen.append(data.decode())
+                conn.sendall(b"VERSION\t1\t2\nSPID\t1\nDONE\n" + reply.encode())
+    thread = threading.Thread(target=answer)
+    thread.start()
+    assert password.authenticates("anna@example.org", "right", "10.0.0.9", auth=path) is True
+    assert password.authenticates("anna@example.org", "wrong", "10.0.0.9", auth=path) is False
+    thread.join(5)
+    auth = next(line for line in seen[0].splitlines() if line.startswith("AUTH"))
+    fields = auth.split("\t")
+    assert fields[:3] == ["AUTH", "1", "PLAIN"]
+    assert {"service=sieve", "secured", "rip=10.0.0.9"} <= set(fields)
+    resp = next(f for f in fields if f.startswith("resp="))[5:]
+    assert base64.b64decode(resp) == b"\0anna@example.org\0right"

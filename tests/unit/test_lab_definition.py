@@ -1,9 +1,11 @@
 """The lab's machines (lab/hosts.yml) and its mail data agree."""
 from pathlib import Path
 
+import pytest
 import yaml
 
-from mailstack.model import parse_system
+from mailstack.host.password import hash_password
+from mailstack.model import DataError, load_system, parse_system
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -25,7 +27,21 @@ def test_lab_domains_use_the_test_tld():
     assert all(n.endswith(".test") for n in names)
 
 
-def test_example_production_data_is_valid():
-    path = ROOT / "inventory" / "example" / "mail.yml"
-    system = parse_system(yaml.safe_load(path.read_text()), path)
+EXAMPLE = ROOT / "inventory" / "example" / "mail.yml"
+PLACEHOLDER = "{SHA512-CRYPT}$6$REPLACE-ME..."
+
+
+def test_example_production_data_is_valid_once_its_hashes_are_real():
+    raw = yaml.safe_load(EXAMPLE.read_text())
+    assert {m["password_hash"] for m in raw["mailboxes"]} == {PLACEHOLDER}
+    for m in raw["mailboxes"]:
+        m["password_hash"] = hash_password(m["address"])
+    system = parse_system(raw, EXAMPLE)
     assert system.primary_mx and system.backup_mx
+
+
+def test_example_placeholder_hashes_are_refused():
+    with pytest.raises(DataError) as err:
+        load_system(EXAMPLE)
+    assert str(err.value) == (f"{EXAMPLE}: mailboxes[0].password_hash: '{PLACEHOLDER}' is a "
+                              "placeholder: make a hash with `make hash-password`")

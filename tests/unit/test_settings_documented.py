@@ -60,7 +60,7 @@ def test_every_default_is_documented():
 # Data with every optional part present (a backup host, RFC 2136 publishing) but no
 # setting: the settings come only from the defaults.
 BARE = VALID.replace("hosts:\n", "hosts:\n  bk.example.org: {address: 192.0.2.12, roles: [backup]}\n")
-BARE = "dns: {publish: {server: ns1.example.org}}\n" + BARE
+BARE = "dns: {publish: {server: 192.0.2.53}}\n" + BARE
 
 
 def test_leaving_a_setting_out_is_writing_its_default(write_data):

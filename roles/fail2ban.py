@@ -1,0 +1,36 @@
+"""fail2ban (Debian's) on every host of the mail system: a client that fails to log
+in `fail2ban.maxretry` times within `fail2ban.findtime` is refused on every port for
+`fail2ban.bantime` (nftables). Jails: SSH everywhere; on the primary, Postfix SASL
+(submission), Dovecot (IMAP, POP3, ManageSieve), Roundcube's logins and nginx's
+login rate limit. The system's own hosts and loopback (Roundcube's IMAP logins
+come from there) are never banned.
+"""
+from pyinfra import host
+from pyinfra.operations import files
+
+from roles import Service
+
+ROUNDCUBE_LOG = "/var/log/roundcube/errors.log"
+
+
+class Fail2ban(Service):
+    name = "fail2ban"
+    # python3-systemd: the journal backend (Postfix and Dovecot log only there).
+    PACKAGES = ("fail2ban", "python3-systemd", "nftables")
+
+    def configure(self):
+        mail = host.data.mail
+        primary = "primary_mx" in host.groups
+        if primary:
+            # The jail needs the file before Roundcube's first failure writes it.
+            files.file(name=f"fail2ban: {ROUNDCUBE_LOG}", path=ROUNDCUBE_LOG, user="www-data",
+                       group="adm", mode="640", touch=False)
+        ignore = ["127.0.0.1/8", "::1", *[h.address for h in mail.hosts], *mail.firewall.ignore]
+        self.template("/etc/fail2ban/jail.d/mailstack.local", primary=primary, ignore=ignore,
+                      roundcube_log=ROUNDCUBE_LOG)
+
+    def activate(self):
+        self.restart_on_change("fail2ban", check="fail2ban-client --test >/dev/null")
+
+
+fail2ban = Fail2ban()
