@@ -208,6 +208,11 @@ class TLS:
         """Every TLS version allowed, oldest first (nginx lists them)."""
         return TLS_VERSIONS[TLS_VERSIONS.index(self.min_version):]
 
+    # TLS 1.2 suites where a client must use TLS (submission, IMAP, POP3, HTTPS):
+    # forward secret and AEAD only (TLS 1.3's are all of that kind). Port 25 keeps
+    # OpenSSL's wider list: an old sender with CBC is better off than in plaintext.
+    ciphers = "ECDHE+AESGCM:ECDHE+CHACHA20:DHE+AESGCM:DHE+CHACHA20:!aNULL"
+
 
 @dataclass(frozen=True)
 class Spam:

@@ -10,7 +10,9 @@ from pyinfra.operations import files
 
 from roles import Service
 
-ROUNDCUBE_LOG = "/var/log/roundcube/errors.log"
+# Roundcube logs every failed login here (log_logins), also those its own rate limit
+# turned away; errors.log has only those that reached IMAP.
+ROUNDCUBE_LOG = "/var/log/roundcube/userlogins.log"
 
 
 class Fail2ban(Service):
@@ -24,7 +26,7 @@ class Fail2ban(Service):
         if primary:
             # The jail needs the file before Roundcube's first failure writes it.
             files.file(name=f"fail2ban: {ROUNDCUBE_LOG}", path=ROUNDCUBE_LOG, user="www-data",
-                       group="adm", mode="640", touch=False)
+                       group="www-data", mode="644", touch=False)
         ignore = ["127.0.0.1/8", "::1", *[h.address for h in mail.hosts], *mail.firewall.ignore]
         self.template("/etc/fail2ban/jail.d/mailstack.local", primary=primary, ignore=ignore,
                       roundcube_log=ROUNDCUBE_LOG)

@@ -8,6 +8,7 @@ Debian's nftables.service loads them at every boot.
 import ipaddress
 
 from pyinfra import host
+from pyinfra.operations import systemd
 
 from mailstack.firewall import rules
 from roles import Service
@@ -23,7 +24,8 @@ def by_family(networks):
 
 class Firewall(Service):
     name = "firewall"
-    PACKAGES = ("nftables",)
+    # netbase: /etc/protocols, which nft needs to read "icmp" (minimal systems lack it).
+    PACKAGES = ("nftables", "netbase")
 
     def configure(self):
         mail = host.data.mail
@@ -36,6 +38,10 @@ class Firewall(Service):
 
     def activate(self):
         self.restart_on_change("nftables", check=f"nft -c -f {CONF}", reload=True)
+        # Debian does not start nftables by itself; and a rule set that failed to
+        # load once must not stay unloaded because the file is unchanged since.
+        systemd.service(name="firewall: nftables loaded, and at boot", service="nftables",
+                        running=True, enabled=True)
 
 
 firewall = Firewall()
