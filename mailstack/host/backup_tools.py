@@ -281,6 +281,24 @@ class Borg(Tool):
         """Remove these archives, then free their space."""
         self.call("delete", self.location, *ids)
         self.call("compact", self.location)
+        if self.repo.path and not (self.repo.login or self.repo.url):
+            self.log_commit()
+
+    def log_commit(self):
+        """Borg logs its transactions only in append-only mode (the clients' writes):
+        note this host's own commit there too, in Borg's format, so that a rollback
+        keeps what the prune left (compaction moves live data to new segments)."""
+        repo = self.repo.path
+        segments = [int(os.path.basename(p)) for p in glob.glob(os.path.join(repo, "data", "*", "*"))
+                    if os.path.basename(p).isdigit()]
+        if not segments:
+            return
+        log = os.path.join(repo, "transactions")
+        owner = os.stat(os.path.join(repo, "config"))
+        stamp = datetime.datetime.now(datetime.timezone.utc).replace(tzinfo=None).isoformat()
+        with open(log, "a") as f:
+            f.write(f"transaction {max(segments)}, UTC time {stamp}\n")
+        os.chown(log, owner.st_uid, owner.st_gid)
 
     def restore(self, snapshot, into, paths=()):
         self.call("extract", f"{self.location}::{snapshot}", *[p.lstrip("/") for p in paths],
@@ -317,6 +335,14 @@ class Borg(Tool):
             if number.isdigit() and int(number) > good:
                 os.remove(path)
                 dropped += 1
+        # This host's own Borg remembers the newer manifest it saw (verifying) and
+        # would take the rolled-back repository for an attack: it forgets it.
+        with open(os.path.join(self.repo.path, "config")) as f:
+            repo_id = re.search(r"^id = (\w+)", f.read(), re.M).group(1)
+        base = self.env()["BORG_BASE_DIR"]
+        for kept in (os.path.join(base, ".config", "borg", "security", repo_id),
+                     os.path.join(base, ".cache", "borg", repo_id)):
+            shutil.rmtree(kept, ignore_errors=True)
         return good, dropped
 
 

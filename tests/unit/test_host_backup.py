@@ -355,8 +355,9 @@ def borg_repo(tmp_path):
         "transaction 3, UTC time 2026-11-30T10:00:00.000000\n"
         "transaction 5, UTC time 2026-11-30T11:00:00.000000\n")
     for name in ("data/0/1", "data/0/2", "data/0/3", "data/0/4", "data/0/5",
-                 "hints.5", "index.5", "integrity.5", "config", "README", "nonce"):
+                 "hints.5", "index.5", "integrity.5", "README", "nonce"):
         (repo / name).write_text("x")
+    (repo / "config").write_text("[repository]\nversion = 1\nid = 5ca1ab1e\nappend_only = 0\n")
     return repo
 
 
@@ -954,3 +955,31 @@ def test_server_commands_print_only_their_own_output_while_the_tool_talks(tmp_pa
     out = capsys.readouterr()
     assert json.loads(out.out) == [{"id": "ab12", "time": "2026-11-30T10:00:00Z"}]
     assert "a warning" in out.err
+
+
+def test_borg_rollback_makes_this_hosts_borg_forget_the_newer_manifest(borg_repo, tmp_path,
+                                                                      monkeypatch):
+    from mailstack.host import backup_tools
+    monkeypatch.setattr(backup_tools, "STATE", str(tmp_path / "state"))
+    security = tmp_path / "state" / "borg" / ".config" / "borg" / "security" / "5ca1ab1e"
+    cache = tmp_path / "state" / "borg" / ".cache" / "borg" / "5ca1ab1e"
+    other = tmp_path / "state" / "borg" / ".config" / "borg" / "security" / "0ther"
+    for d in (security, cache, other):
+        d.mkdir(parents=True)
+    tool = Borg(Repository("mx1.example.org", path=str(borg_repo), cache=False), PASS, run=Fake())
+    tool.rollback(datetime.datetime(2026, 11, 30, 10, 30))
+    assert not security.exists() and not cache.exists() and other.exists()
+
+
+def test_a_prune_on_the_backup_host_is_logged_as_a_transaction_a_rollback_keeps(borg_repo):
+    """Borg logs only append-only (client) commits; the backup host's own compaction
+    moves live data to new segments, so its commit goes in the log too."""
+    (borg_repo / "data" / "0" / "7").write_text("compacted")
+    tool = Borg(Repository("mx1.example.org", path=str(borg_repo), cache=False), PASS,
+                run=Fake())
+    tool.forget(["old"])
+    last = (borg_repo / "transactions").read_text().splitlines()[-1]
+    assert last.startswith("transaction 7, UTC time ")
+    limit = datetime.datetime.fromisoformat(last.split("UTC time ")[1])
+    assert tool.rollback(limit)[0] == 7
+    assert (borg_repo / "data" / "0" / "7").exists()
