@@ -13,6 +13,7 @@ from pyinfra import host
 from pyinfra.operations import files, server, systemd
 
 from mailstack.backup import account, server_settings
+from mailstack.host.backup_server import LEDGER
 from mailstack.host.backup_tools import (REPOSITORIES, SERVER_CONFIG, TOOLS,
                                          repository_path)
 from roles import Service
@@ -62,6 +63,10 @@ class BackupServer(Service):
         for timer in [] if prunes_here else timers:
             systemd.service(name=f"backup host: {timer} off (the operator prunes)",
                             service=timer, running=False, enabled=False)
+        if not prunes_here:
+            # Its ledger goes stale while the operator prunes: when this host prunes
+            # again, it starts a new one from what it finds then.
+            files.directory(name="backup host: no ledger of its own", path=LEDGER, present=False)
 
 
 backup_server = BackupServer()

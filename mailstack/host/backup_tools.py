@@ -164,9 +164,11 @@ class Restic(Tool):
     def argv(self, *args):
         r = self.repo
         if r.login and r.remote_as:
+            # restic appends the path to rclone.args; the remote shell loses empty
+            # arguments, hence /dev/null for "no rclone configuration".
             where = ["-r", f"rclone:{r.path}",
                      "-o", "rclone.program=" + " ".join(r.ssh + [r.login]),
-                     "-o", f"rclone.args={r.remote_as} rclone serve restic --stdio --config ''"]
+                     "-o", f"rclone.args={r.remote_as} rclone serve restic --stdio --config /dev/null"]
         elif r.login:
             where = ["-r", "rclone:mailstack",
                      "-o", "rclone.program=" + " ".join(r.ssh + [r.login])]
