@@ -3,12 +3,13 @@ where it should."""
 import pytest
 
 SERVICES = {
-    "dns": ["ssh", "knot", "unbound", "systemd-journald"],
+    "dns": ["ssh", "knot", "unbound", "systemd-journald", "nftables", "fail2ban", "nullmailer"],
     "mx1": ["ssh", "postfix", "dovecot", "rspamd", "redis-server", "mailstack-expire.timer",
-            "certbot.timer", "nginx", "postfix-mta-sts-resolver", "php8.2-fpm", "systemd-journald"],
+            "certbot.timer", "nginx", "postfix-mta-sts-resolver", "php8.2-fpm", "systemd-journald",
+            "nftables", "fail2ban", "mailstack-password.socket"],
     "mx2": ["ssh", "postfix", "rspamd", "redis-server", "nginx", "postfix-mta-sts-resolver",
-            "certbot.timer", "systemd-journald"],
-    "backup": ["ssh", "systemd-journald"],
+            "certbot.timer", "systemd-journald", "nftables", "fail2ban"],
+    "backup": ["ssh", "systemd-journald", "nftables", "fail2ban", "nullmailer"],
     "outside": ["ssh", "postfix", "pebble", "nginx", "systemd-journald"],
 }
 # Listening TCP sockets, as "address:port" ("*" = every address).
@@ -18,6 +19,7 @@ LISTENING = {
             "*:80", "*:443",                                       # ACME, MTA-STS (nginx)
             "127.0.0.1:8461",                                      # MTA-STS resolver
             "127.0.0.1:12340", "{address}:12340",                  # Dovecot quota-status
+            "127.0.0.1:106",                                       # password changes
             "127.0.0.1:11332", "127.0.0.1:11333", "127.0.0.1:11334",  # rspamd
             "127.0.0.1:6379", "[::1]:6379"},                        # redis
     "mx2": {"*:22", "*:25", "*:80", "*:443",
