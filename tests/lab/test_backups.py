@@ -59,6 +59,14 @@ def server_snapshots(backup, client):
     return json.loads(backup.check_output(f"mailstack-backup-server snapshots {client}"))
 
 
+def postmaster_gets(mx1, postmaster, subject, timeout):
+    """Wait until a mail with `subject` is in the postmaster's INBOX."""
+    imap = mx1.imap(postmaster)
+    wait_until(lambda: imap.select("INBOX") and imap.search(None, "SUBJECT", f'"{subject}"')[1][0],
+               timeout, f"no mail '{subject}' reached the postmaster")
+    imap.logout()
+
+
 def mailbox_state(imap):
     """{folder: sorted [(Message-ID, flags)]}: what an IMAP user sees."""
     state = {}
@@ -247,11 +255,7 @@ def test_forged_dates_and_deleted_history_stop_the_prune_and_reach_the_postmaste
     report = mailstack("backup-status", "inventory/lab.py", data=tool.data)
     assert report.returncode == 1
     assert re.search(r"mx1\.acme\.test .*backup\.acme\.test refused to prune", report.stdout)
-    imap = mx1.imap(alice)
-    wait_until(lambda: imap.select("INBOX") and imap.search(
-        None, "SUBJECT", '"Backup verification on backup.acme.test failed"')[1][0], 120,
-        "no alert reached the postmaster")
-    imap.logout()
+    postmaster_gets(mx1, alice, "Backup verification on backup.acme.test failed", 120)
 
     # Nothing real was pruned: restic refused the deletion, Borg's append-only log
     # undoes it. A restore as of the last good backup works.
@@ -292,11 +296,7 @@ def test_a_backup_run_while_the_backup_host_is_unreachable_fails_visibly_then_re
         report = mailstack("backup-status", "inventory/lab.py", data=tool.data)
         assert report.returncode == 1
         assert re.search(r"mx1\.acme\.test .*backup\.acme\.test", report.stdout)
-        imap = mx1.imap(alice)
-        wait_until(lambda: imap.select("INBOX") and imap.search(
-            None, "SUBJECT", '"Backup of mx1.acme.test failed"')[1][0], 60,
-            "no failure mail reached the postmaster")
-        imap.logout()
+        postmaster_gets(mx1, alice, "Backup of mx1.acme.test failed", 60)
     finally:
         backup.check_output("systemctl start ssh")
     assert back_up(client) == "success"

@@ -50,3 +50,27 @@ def test_records_command_prints_a_zone_snippet():
                             cwd=ROOT, capture_output=True, text=True, check=True)
     assert "; globex.test\n" in result.stdout
     assert 'globex.test. 300 IN TXT "v=spf1 mx -all"' in result.stdout
+
+
+def test_a_flood_of_queries_gets_truncated_answers_not_amplified_ones(lab):
+    """Knot's response rate limiting: past 200 answers a second to one network, every
+    second answer is truncated (TC), so spoofed queries cannot be amplified; a real
+    resolver retries those over TCP."""
+    import socket
+
+    import dns.flags
+    import dns.message
+    address = lab["hosts"]["dns"]["address"]
+    query = dns.message.make_query("acme.test", "TXT", want_dnssec=True).to_wire()
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
+        s.settimeout(0.2)
+        for _ in range(600):
+            s.sendto(query, (address, 5300))
+        answers = []
+        try:
+            while True:
+                answers.append(dns.message.from_wire(s.recv(65535)))
+        except socket.timeout:
+            pass
+    truncated = [a for a in answers if a.flags & dns.flags.TC]
+    assert len(answers) > 100 and len(truncated) > 50, (len(answers), len(truncated))
