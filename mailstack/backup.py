@@ -21,12 +21,16 @@ BY_ROLE = {
 }
 
 
+def client_entry(fqdn: str, tool: str) -> dict:
+    """A backed-up host as a backup host serves it: its account and repository."""
+    return {"host": fqdn, "user": account(fqdn), "repository": repository_path(fqdn, tool)}
+
+
 def server_settings(system: MailSystem, fqdn: str, clients_secrets) -> dict:
     """The backup host `fqdn`'s clients.json (mailstack-backup-server)."""
     tool = system.backup.tool
     return {"tool": tool, "keep": system.backup.keep, "host": fqdn, "postmaster": system.postmaster,
-            "clients": [{"host": fqdn, "user": account(fqdn), "repository": repository_path(fqdn, tool)}
-                        for fqdn in sorted(clients_secrets)]}
+            "clients": [client_entry(c, tool) for c in sorted(clients_secrets)]}
 
 
 def clients(system: MailSystem) -> list[Host]:
@@ -116,9 +120,8 @@ def operator_repositories(system: MailSystem, groups: dict, secrets_dir) -> dict
     for target in system.backup.targets:
         ssh, login, root = ssh_to(data.get(target, {}), target)
         for h in clients(system):
-            user = account(h.fqdn)
-            client = {"host": h.fqdn, "user": user,
-                      "repository": repository_path(h.fqdn, system.backup.tool)}
+            client = client_entry(h.fqdn, system.backup.tool)
+            user = client["user"]
             repo = Repository(f"{h.fqdn} on {target}", path=client["repository"], login=login,
                               ssh=ssh, remote_as=f"runuser -u {user} --" if root else f"sudo -n -u {user}")
             by_target.setdefault(target, []).append((client, TOOLS[system.backup.tool](

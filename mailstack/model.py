@@ -267,6 +267,11 @@ class MailDNS:
     publish: Publishing | None
 
 
+def _default_seconds(key):
+    """A duration in DEFAULTS ("10m"), in seconds."""
+    return int(DEFAULTS[key][:-1]) * DURATION_UNITS[DEFAULTS[key][-1]]
+
+
 @dataclass(frozen=True)
 class Firewall:
     """nftables on every host: only what the host serves is open; SSH from ssh_from.
@@ -274,9 +279,9 @@ class Firewall:
     for bantime (seconds)."""
     ssh_from: tuple[str, ...] = tuple(DEFAULTS["firewall.ssh_from"])
     maxretry: int = DEFAULTS["fail2ban.maxretry"]
-    findtime: int = 600
-    bantime: int = 3600
-    ignore: tuple[str, ...] = ()
+    findtime: int = _default_seconds("fail2ban.findtime")
+    bantime: int = _default_seconds("fail2ban.bantime")
+    ignore: tuple[str, ...] = tuple(DEFAULTS["fail2ban.ignore"])
 
 
 @dataclass(frozen=True)

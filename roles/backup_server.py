@@ -12,10 +12,9 @@ import json
 from pyinfra import host
 from pyinfra.operations import files, server, systemd
 
-from mailstack.backup import account, server_settings
+from mailstack.backup import client_entry, server_settings
 from mailstack.host.backup_server import LEDGER
-from mailstack.host.backup_tools import (REPOSITORIES, SERVER_CONFIG, TOOLS,
-                                         repository_path)
+from mailstack.host.backup_tools import REPOSITORIES, SERVER_CONFIG, TOOLS
 from roles import Service
 
 
@@ -33,7 +32,8 @@ class BackupServer(Service):
         files.directory(name=f"backup host: {REPOSITORIES}", path=REPOSITORIES, mode="755")
         files.directory(name=f"backup host: {SERVER_CONFIG}", path=SERVER_CONFIG, mode="700")
         for fqdn, secret in sorted(host.data.backup_clients.items()):
-            user, home, repo = account(fqdn), f"{REPOSITORIES}/{fqdn}", repository_path(fqdn, tool.name)
+            client = client_entry(fqdn, tool.name)
+            user, home, repo = client["user"], f"{REPOSITORIES}/{fqdn}", client["repository"]
             server.group(name=f"backup host: group {user}", group=user, system=True)
             server.user(name=f"backup host: account {user}", user=user, group=user, home=home,
                         shell="/bin/sh", system=True, create_home=False, ensure_home=False)
