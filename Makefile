@@ -43,7 +43,7 @@ unit: venv
 lab-test: venv
 	$(PY) lab/labctl up
 	$(PY) lab/labctl ensure-deployed
-	$(VENV)/bin/pytest -q $(or $(T),tests/lab)
+	$(VENV)/bin/pytest -q --durations=20 $(or $(T),tests/lab)
 
 ## lab-down: destroy the lab, remove its bridge, stop its apt proxy
 lab-down: venv

@@ -27,6 +27,27 @@ def _connect(name):
             "_sudo": True}
 
 
+_OUTSIDE, _DOMAIN, _DKIM = LAB["hosts"]["outside"], LAB["outside_domain"], LAB["outside_dkim"]
+# The lab's internet, as a careful sender's and any provider's DNS looks.
+_LAB_ZONES = {
+    _DOMAIN: {
+        "mx": _OUTSIDE["fqdn"],
+        "hosts": {**{name: _OUTSIDE["address"] for name in [_OUTSIDE["fqdn"]] + LAB["acme_api"]["names"]},
+                  LAB["operator_fqdn"]: LAB["operator_address"]},
+        "txt": {
+            # example.test enforces MTA-STS: mailstack's outbound mail must verify it.
+            f"_mta-sts.{_DOMAIN}": "v=STSv1; id=1",
+            # SPF, DKIM (outside signs) and DMARC: mail from example.test is authenticated.
+            _DOMAIN: f"v=spf1 mx a:{LAB['operator_fqdn']} -all",
+            f"{_DKIM['selector']}._domainkey.{_DOMAIN}": f"v=DKIM1; k=rsa; p={_DKIM['public']}",
+            f"_dmarc.{_DOMAIN}": f"v=DMARC1; p=reject; rua=mailto:postmaster@{_DOMAIN}",
+        }},
+    # Reverse DNS for every lab address, as a hosting provider sets it for a mail server.
+    ".".join(reversed(LAB["operator_address"].split(".")[:3])) + ".in-addr.arpa": {
+        "ptr": {**{h["address"]: h["fqdn"] for h in LAB["hosts"].values()},
+                LAB["operator_address"]: LAB["operator_fqdn"]}},
+}
+
 _by_fqdn = {h["fqdn"]: _connect(name) for name, h in LAB["hosts"].items()}
 globals().update(inventory(
     os.environ.get("MAILSTACK_LAB_DATA") or ROOT / "inventory" / "lab" / "mail.yml",
@@ -44,12 +65,8 @@ globals().update(inventory(
     acme_root_url=f"https://{LAB['acme_api']['name']}:15000/roots/0",
     apt_proxy=f"http://{LAB['operator_address']}:3142",
     resolvers=[LAB["resolver"]],
-    lab_zones={LAB["outside_domain"]: {
-        "mx": LAB["hosts"]["outside"]["fqdn"],
-        "hosts": {name: LAB["hosts"]["outside"]["address"]
-                  for name in [LAB["hosts"]["outside"]["fqdn"]] + LAB["acme_api"]["names"]},
-        # example.test enforces MTA-STS: mailstack's outbound mail must verify it.
-        "txt": {f"_mta-sts.{LAB['outside_domain']}": "v=STSv1; id=1"}}},
+    lab_zones=_LAB_ZONES,
+    outside_dkim=LAB["outside_dkim"],
     # The lab's dns host is also every lab host's resolver (on port 53), so its
     # authoritative server answers the world (and RFC 2136 updates) on 5300.
     dns_port=5300,

@@ -6,6 +6,7 @@ keys (by selector) and each MX's TLS public key hash. They come in as `facts`:
 Without them those records are left out.
 """
 import hashlib
+import ipaddress
 from dataclasses import dataclass
 
 from .model import MailSystem
@@ -89,7 +90,7 @@ def web_names(system: MailSystem, *sites) -> list[str]:
 
 
 def zone_records(system: MailSystem, extra_zones=None, facts=None) -> dict[str, list[Record]]:
-    """Records for every mail domain (and extra zones: {zone: {mx, hosts, txt}}),
+    """Records for every mail domain (and extra zones: {zone: {mx, hosts, txt, ptr}}),
     grouped by zone. Host A/AAAA and TLSA records land in the zone holding the
     host's name."""
     facts = facts or {}
@@ -103,9 +104,12 @@ def zone_records(system: MailSystem, extra_zones=None, facts=None) -> dict[str, 
         zones[d.name] += [Record(*r, ttl) for r in mail_domain_records(system, d.name, facts)]
     addresses = {h.fqdn: h.address for h in system.hosts}
     for z, spec in (extra_zones or {}).items():
-        zones[z].append(Record(_fqdn(z), "MX", f"10 {_fqdn(spec['mx'])}", ttl))
+        if "mx" in spec:
+            zones[z].append(Record(_fqdn(z), "MX", f"10 {_fqdn(spec['mx'])}", ttl))
         zones[z] += [Record(_fqdn(name), "TXT", txt(value), ttl)
                      for name, value in spec.get("txt", {}).items()]
+        zones[z] += [Record(ipaddress.ip_address(a).reverse_pointer + ".", "PTR", _fqdn(name), ttl)
+                     for a, name in spec.get("ptr", {}).items()]
         addresses.update(spec.get("hosts", {}))
     for name, address in addresses.items():
         z = zone_of(name, zones)

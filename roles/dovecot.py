@@ -30,7 +30,10 @@ class Dovecot(Service):
         self.program("mailstack-password")
         self.template("/etc/dovecot/dovecot.conf", tls_cert=CERT, tls_key=KEY,
                       vmail_uid=VMAIL_UID, quota_status_port=QUOTA_STATUS_PORT)
-        self.template("/usr/local/lib/mailstack/quota-warning", mode="755")
+        self.program("mailstack-quota-warning")
+        # Until 2026-12 the warning was a shell script here.
+        files.file(name="dovecot: old quota-warning script", present=False,
+                   path="/usr/local/lib/mailstack/quota-warning")
         # Password files hold hashes: readable by Dovecot's auth process only.
         for service in SERVICES:
             self.put(PASSWD.format(service=service), passwd_file(mail, service, changes),

@@ -21,8 +21,8 @@ class Outside(Service):
     # dkimpy and pyspf check what mailstack's mail looks like to a receiver, testssl.sh
     # its TLS; nginx serves the outside domain's MTA-STS policy; the offsite account
     # serves Borg repositories.
-    PACKAGES = ("postfix", "swaks", "python3-dkim", "python3-spf", "testssl.sh", "nginx-light",
-                *Borg.server_packages)
+    PACKAGES = ("postfix", "opendkim", "swaks", "python3-dkim", "python3-spf", "testssl.sh",
+                "nginx-light", *Borg.server_packages)
 
     def configure(self):
         server.user(name="outside: catchall user", user="catchall", shell="/usr/sbin/nologin")
@@ -34,6 +34,15 @@ class Outside(Service):
         ]
         self.changed += self.tls
         self.put("/etc/mailname", host.data.fqdn + "\n")
+        # The outside domain signs its mail (DKIM; labctl made the key, DNS has its half).
+        dkim = host.data.outside_dkim
+        key_file = f"/etc/dkimkeys/{dkim['selector']}.private"
+        self.signer = [
+            files.put(name="outside: DKIM key", src=dkim["key"], dest=key_file, user="opendkim",
+                      group="opendkim", mode="600"),
+            self.template("/etc/opendkim.conf", selector=dkim["selector"], key_file=key_file,
+                          watch=False),
+        ]
         self.template("/etc/postfix/main.cf", tls_cert=TLS_CERT, tls_key=TLS_KEY)
         aliases = self.template("/etc/aliases")
         server.shell(name="outside: newaliases", commands=["newaliases"], _if=aliases.did_change)
@@ -53,6 +62,7 @@ class Outside(Service):
                                                    for h in clients(mail)])
 
     def activate(self):
+        self.restart_on_change("opendkim", changed=self.signer)
         self.restart_on_change("postfix", check="postfix check")
         self.restart_on_change("nginx", changed=self.web)
 

@@ -23,7 +23,8 @@ SENDERS = "/etc/rspamd/mailstack-senders.map"
 CONFIG = [f"/etc/rspamd/local.d/{name}" for name in (
     "worker-proxy.inc", "worker-normal.inc", "worker-controller.inc", "redis.conf",
     "classifier-bayes.conf", "actions.conf", "dkim_signing.conf", "dmarc.conf",
-    "milter_headers.conf", "greylist.conf", "settings.conf")] + ["/etc/rspamd/override.d/options.inc"]
+    "milter_headers.conf", "greylist.conf", "settings.conf", "logging.inc")] + [
+    "/etc/rspamd/override.d/options.inc"]
 
 
 class Rspamd(Service):

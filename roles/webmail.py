@@ -14,7 +14,8 @@ import json
 from pyinfra import host
 from pyinfra.facts.files import File
 from pyinfra.facts.server import Command
-from pyinfra.operations import files, server
+from pyinfra.facts.systemd import SystemdStatus
+from pyinfra.operations import files, server, systemd
 
 from mailstack.clients import ADDRESS, client_settings
 from roles import Service
@@ -82,6 +83,12 @@ class Webmail(Service):
 
     def activate(self):
         self.restart_on_change(f"php{PHP}-fpm", check=f"php-fpm{PHP} -t")
+        # PostgreSQL serves Roundcube only: running while chosen, stopped (its data
+        # kept) once the data switches back to SQLite.
+        postgresql = host.data.mail.webmail.database == "postgresql"
+        if postgresql or "postgresql.service" in host.get_fact(SystemdStatus):
+            systemd.service(name="webmail: PostgreSQL", service="postgresql",
+                            running=postgresql, enabled=postgresql)
 
 
 webmail = Webmail()

@@ -15,6 +15,7 @@ PROGRAMS = {
     "mailstack-backup-server": "backup_server",
     "mailstack-password": "password",
     "mailstack-dkim": "dkim",
+    "mailstack-quota-warning": "quota_warning",
 }
 
 

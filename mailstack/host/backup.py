@@ -32,7 +32,8 @@ import tempfile
 import time
 
 from .backup_tools import (CLIENT_CONFIG, DUMPS, STATE, TOOLS, Failure, Repository, alert_mail,
-                           journal, main_with_settings, parse_time, send)
+                           journal, main_with_settings, parse_time)
+from .mail import send
 
 SETTINGS = f"{CLIENT_CONFIG}/settings.json"
 PASSPHRASE = f"{CLIENT_CONFIG}/passphrase"
@@ -110,8 +111,9 @@ def dump(settings):
                 "groups": {g.gr_gid: g.gr_name for g in grp.getgrall()}}
     with open(f"{DUMPS}/accounts.json", "w") as f:
         json.dump(accounts, f)
-    if shutil.which("redis-cli") and os.path.exists(REDIS_RDB):
-        # rspamd's Bayes data and greylisting state: a fresh snapshot by redis itself.
+    if shutil.which("redis-cli"):
+        # rspamd's Bayes data and greylisting state: a fresh snapshot by redis itself
+        # (also on a new host whose redis has never written one).
         subprocess.run(["redis-cli", "BGSAVE"], check=True, capture_output=True)
         for _ in range(600):
             info = subprocess.run(["redis-cli", "INFO", "persistence"], check=True,
@@ -352,8 +354,9 @@ def load_dumps(settings):
         subprocess.run(["runuser", "-u", "postgres", "--", "pg_restore", "--clean", "--if-exists",
                         "--no-owner", "--role=roundcube", "-d", "roundcube",
                         f"{DUMPS}/roundcube.pgdump"], check=True)
-    if os.path.exists(f"{DUMPS}/redis.rdb") and os.path.exists(REDIS_RDB):
-        st = os.stat(REDIS_RDB)
+    if os.path.exists(f"{DUMPS}/redis.rdb") and os.path.isdir(os.path.dirname(REDIS_RDB)):
+        # Owned like redis's directory: a new host's redis may not have a dump yet.
+        st = os.stat(os.path.dirname(REDIS_RDB))
         shutil.copyfile(f"{DUMPS}/redis.rdb", REDIS_RDB)
         os.chown(REDIS_RDB, st.st_uid, st.st_gid)
 

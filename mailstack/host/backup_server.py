@@ -34,7 +34,8 @@ import subprocess
 import sys
 
 from .backup_tools import (SERVER_CONFIG, TOOLS, Failure, Repository, alert_mail, journal,
-                           main_with_settings, run_tool, send)
+                           main_with_settings, run_tool)
+from .mail import send
 
 CLIENTS = f"{SERVER_CONFIG}/clients.json"
 LEDGER = "/var/lib/mailstack-backup-server"

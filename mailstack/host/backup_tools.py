@@ -15,8 +15,8 @@ import shutil
 import subprocess
 import sys
 from dataclasses import dataclass, field
-from email.message import EmailMessage
-from email.utils import formatdate, make_msgid
+
+from .mail import auto_message
 
 REPOSITORIES = "/srv/mailstack-backup"   # on a backup host: <client fqdn>/<tool>
 CLIENT_CONFIG = "/etc/mailstack/backup"  # on a backed-up host: passphrase, SSH key, settings
@@ -75,27 +75,8 @@ def parse_time(text, local=False):
 
 
 def alert_mail(host, postmaster, subject, body):
-    """A well-formed alert for the postmaster (RFC 5322 headers, auto-generated)."""
-    msg = EmailMessage()
-    msg["From"] = f"mailstack-backup <root@{host}>"
-    msg["To"] = postmaster
-    msg["Subject"] = subject
-    msg["Date"] = formatdate(localtime=False)
-    msg["Message-ID"] = make_msgid("mailstack-backup", domain=host)
-    msg["Auto-Submitted"] = "auto-generated"
-    msg.set_content(body)
-    return msg
-
-
-def send(msg):
-    """Hand a message to this host's MTA (Postfix, or nullmailer where there is
-    none); printed when there is no MTA at all."""
-    sendmail = shutil.which("sendmail", path="/usr/sbin:/usr/bin")
-    if not sendmail:
-        print(msg.as_string())
-        return
-    subprocess.run([sendmail, "-t", "-oi"], input=msg.as_string(), text=True, check=True,
-                   env={**os.environ, "PATH": "/usr/sbin:/usr/bin:/bin"})
+    """An alert for the postmaster from this host's backup program."""
+    return auto_message(f"mailstack-backup <root@{host}>", postmaster, subject, body, host)
 
 
 def journal(unit, lines=20):

@@ -1,20 +1,19 @@
 """Lab scenarios share one lab: brought up and deployed once per run (only when the
 tree changed since the last deploy), then each test reads it over SSH and real
 mail protocols."""
-import http.client
 import json
 import os
 import shutil
-import socket
-import ssl
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import dns.resolver
 import pytest
 import testinfra
 
+from .logs import Collector
 from .mailclient import Server
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -70,19 +69,8 @@ def mailbox(lab):
 
 @pytest.fixture(scope="session")
 def lab_ca(lab):
-    """PEM of the lab ACME CA's root, fetched from pebble's management API (which
-    serves it over TLS verified against the API certificate labctl made)."""
-    ctx = ssl.create_default_context(cafile=lab["acme_api"]["cert"])
-    conn = http.client.HTTPConnection(lab["acme_api"]["name"], 15000)
-    conn.sock = ctx.wrap_socket(
-        socket.create_connection((lab["hosts"]["outside"]["address"], 15000), 10),
-        server_hostname=lab["acme_api"]["name"])
-    conn.request("GET", "/roots/0")
-    response = conn.getresponse()
-    assert response.status == 200
-    pem = response.read().decode()
-    Path(lab["ca_certificate"]).write_text(pem)
-    return pem
+    """PEM of the lab ACME CA's root (labctl writes it after each deploy)."""
+    return Path(lab["ca_certificate"]).read_text()
 
 
 @pytest.fixture(scope="session")
@@ -103,6 +91,25 @@ def session_start(hosts):
 @pytest.fixture(scope="session")
 def mx1(lab, lab_ca, session_start):
     return Server(lab["hosts"]["mx1"]["address"], lab["hosts"]["mx1"]["fqdn"], lab_ca)
+
+
+# When each test ran: {node id: [(start, end)]} (seconds since the epoch), so
+# that a log line a scenario provokes is allowed only while that scenario ran.
+WINDOWS = {}
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_protocol(item, nextitem):
+    start = time.time()
+    yield
+    WINDOWS.setdefault(item.nodeid, []).append((start, time.time()))
+
+
+@pytest.fixture(scope="session", autouse=True)
+def logs(hosts):
+    """Every lab host's logs from here on (tests/lab/logs.py); a test that rebuilds
+    a host reads its logs first."""
+    return Collector(hosts, time.time())
 
 
 def pytest_collection_modifyitems(items):

@@ -2,10 +2,13 @@
 included: the operator machine does not use the lab DNS, so each client connects
 to a lab address while checking the certificate against the host's name."""
 import base64
+import hashlib
 import http.client
+import json
 import imaplib
 import poplib
 import re
+import shlex
 import smtplib
 import socket
 import ssl
@@ -66,7 +69,7 @@ class SMTP(smtplib.SMTP):
     def __init__(self, address, hostname, port=25, ca_pem=None):
         self._address, self._ctx = address, tls_context(ca_pem) if ca_pem else None
         self._implicit = port == 465
-        super().__init__(hostname, port, local_hostname="operator.lab.test", timeout=20)
+        super().__init__(hostname, port, local_hostname="operator.example.test", timeout=20)
 
     def _get_socket(self, host, port, timeout):
         sock = socket.create_connection((self._address, port), timeout)
@@ -147,6 +150,56 @@ def wait_for_message(imap, message_id, timeout=60, mailbox="INBOX"):
         if time.monotonic() > deadline:
             raise AssertionError(f"{message_id} not in {mailbox} after {timeout}s")
         time.sleep(0.5)
+
+
+def digest(raw):
+    """A message's identity in comparisons: a hash of its whole text, line ends
+    normalised (IMAP serves CRLF, a Maildir stores LF). Any message has one, with
+    or without a Message-ID; duplicates count twice."""
+    return hashlib.sha256(raw.replace(b"\r\n", b"\n")).hexdigest()[:20]
+
+
+def mailbox_state(imap):
+    """{folder: sorted [(digest, flags)]}: what an IMAP user sees."""
+    state = {}
+    for line in imap.list()[1]:
+        folder = re.match(r'\(.*?\) (?:".+?"|NIL) (.*)$', line.decode()).group(1).strip('"')
+        count = int(imap.select(f'"{folder}"', readonly=True)[1][0])
+        data = imap.fetch("1:*", "(FLAGS BODY.PEEK[])")[1] if count else []
+        found = []
+        for item in data:
+            if isinstance(item, tuple):
+                flags = tuple(sorted(f for f in re.search(rb"FLAGS \(([^)]*)\)", item[0]).group(1)
+                                     .decode().split() if f != "\\Recent"))
+                found.append((digest(item[1]), flags))
+        state[folder] = sorted(found)
+    return state
+
+
+# Run on a mail host: the same state read from the Maildir (flags as Maildir letters),
+# for mailboxes that cannot log in over IMAP.
+MAILDIR_STATE = r"""
+import hashlib, json, os, sys
+root, state = sys.argv[1], {}
+for folder in [""] + sorted(d for d in os.listdir(root) if d.startswith(".")) if os.path.isdir(root) else []:
+    found = []
+    for sub in ("cur", "new"):
+        d = os.path.join(root, folder, sub)
+        for name in sorted(os.listdir(d)) if os.path.isdir(d) else []:
+            with open(os.path.join(d, name), "rb") as f:
+                text = f.read().replace(b"\r\n", b"\n")
+            found.append([hashlib.sha256(text).hexdigest()[:20], name.partition(":2,")[2]])
+    state[folder[1:] or "INBOX"] = sorted(found)
+print(json.dumps(state))
+"""
+
+
+def maildir_state(host, address):
+    """{folder: sorted [[digest, maildir flags]]} of `address`'s Maildir on `host`
+    (a testinfra host)."""
+    home = host.check_output(f"doveadm user -f home {address}")
+    return json.loads(host.check_output(
+        f"python3 -c {shlex.quote(MAILDIR_STATE)} {shlex.quote(home + '/Maildir')}"))
 
 
 def message(sender, recipient, subject="test", body="Hello.", message_id=None, extra=""):

@@ -13,7 +13,9 @@ import pytest
 
 from .conftest import LAB_DATA as DATA
 from .conftest import LABCTL, ROOT, deploy, lab_variant
-from .mailclient import message, wait_for_message, wait_until
+from .mailclient import (digest, mailbox_state, maildir_state, message, wait_for_message,
+                         wait_until)
+from .oddmail import odd_messages
 from .test_trusted_mail import received_on_outside
 
 
@@ -67,23 +69,6 @@ def postmaster_gets(mx1, postmaster, subject, timeout):
     imap.logout()
 
 
-def mailbox_state(imap):
-    """{folder: sorted [(Message-ID, flags)]}: what an IMAP user sees."""
-    state = {}
-    for line in imap.list()[1]:
-        folder = re.match(r'\(.*?\) (?:".+?"|NIL) (.*)$', line.decode()).group(1).strip('"')
-        count = int(imap.select(f'"{folder}"', readonly=True)[1][0])
-        data = imap.fetch("1:*", "(FLAGS BODY.PEEK[HEADER.FIELDS (MESSAGE-ID)])")[1] if count else []
-        found = []
-        for item in data:
-            if isinstance(item, tuple):
-                flags = tuple(sorted(f for f in re.search(rb"FLAGS \(([^)]*)\)", item[0]).group(1)
-                                     .decode().split() if f != "\\Recent"))
-                found.append((item[1].decode().split(":", 1)[1].strip(), flags))
-        state[folder] = sorted(found)
-    return state
-
-
 def test_a_scheduled_backup_saves_mail_keys_certificates_and_databases(tool, hosts):
     messages = hosts["mx1"].check_output(
         "find /var/vmail/acme.test/alice/Maildir -type f -path '*/new/*' -o -type f -path '*/cur/*'"
@@ -107,19 +92,49 @@ def test_a_scheduled_backup_saves_mail_keys_certificates_and_databases(tool, hos
         not hosts["mx1"].file("/var/vmail/acme.test/alice/sieve").exists
     dns_saved = hosts["backup"].check_output("mailstack-backup-server files dns.acme.test")
     assert "/var/lib/knot/keys" in dns_saved                             # DNSSEC keys
-    # Encrypted: no message text on the backup host.
+    # Encrypted: no message text on the backup host, and the tool itself says so.
     assert hosts["backup"].run(
         "grep -rl 'Subject:' /srv/mailstack-backup/mx1.acme.test/").stdout == ""
+    assert_encrypted(tool, hosts["backup"], f"/srv/mailstack-backup/mx1.acme.test/{tool}",
+                     "/etc/mailstack-backup/mx1.acme.test.passphrase")
 
 
-def test_a_deleted_folder_comes_back_as_of_an_earlier_backup_and_newer_mail_stays(
+def assert_encrypted(tool, host, repo, passphrase_file):
+    """The repository is encrypted by the tool with a key only the passphrase opens:
+    its own metadata names the encryption, and a wrong passphrase opens nothing."""
+    if tool == "restic":
+        # restic: the key files hold the master key sealed with scrypt; the config
+        # (like every other file) is ciphertext, readable only through the key.
+        key = json.loads(host.check_output(f"cat {repo}/keys/$(ls {repo}/keys | head -1)"))
+        assert key["kdf"] == "scrypt" and key["data"]
+        assert host.run(f"head -c1 {repo}/config").stdout != "{"
+        opened = host.run(f"restic --no-cache -r {repo} --password-file {passphrase_file} cat config")
+        assert opened.rc == 0 and json.loads(opened.stdout)["version"] >= 1, opened.stderr
+        wrong = host.run(f"RESTIC_PASSWORD=wrong restic --no-cache -r {repo} cat config")
+        assert wrong.rc != 0 and "wrong password" in wrong.stderr, wrong.stderr
+    else:
+        # Borg: repokey mode, authenticated encryption; the key in the repository's
+        # config is sealed with the passphrase.
+        env = "BORG_BASE_DIR=$(mktemp -d) BORG_RELOCATED_REPO_ACCESS_IS_OK=yes"
+        opened = host.run(f"{env} BORG_PASSCOMMAND='cat {passphrase_file}' borg list --json {repo}")
+        assert opened.rc == 0, opened.stderr
+        assert json.loads(opened.stdout)["encryption"]["mode"].startswith(("repokey", "keyfile"))
+        wrong = host.run(f"{env} BORG_PASSPHRASE=wrong borg list --json {repo}")
+        assert wrong.rc != 0 and "passphrase" in wrong.stderr.lower(), wrong.stderr
+
+
+def test_a_deleted_folder_of_any_mail_comes_back_as_of_an_earlier_backup_and_newer_mail_stays(
         tool, hosts, mx1, mailbox, lab):
     carol, folder = mailbox("carol@acme.test"), f"Projects-{tool}"
-    old_id, old = message("someone@example.test", carol["address"], "kept in a folder")
+    _, old = message("someone@example.test", carol["address"], "kept in a folder")
     imap = mx1.imap(carol)
     imap.delete(folder)             # left over by an earlier run, if any
     imap.create(folder)
     imap.append(folder, "(\\Seen \\Flagged)", None, old.encode())
+    # Mail as it really comes (no Message-ID, no Date, twice the same, 8-bit, large).
+    odd = [raw for _, raw in odd_messages("someone@example.test", carol["address"])]
+    for raw in odd:
+        imap.append(folder, "(\\Seen)", None, raw)
     before = mailbox_state(imap)
     assert back_up(hosts["mx1"]) == "success"
     as_of = datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds")
@@ -129,7 +144,7 @@ def test_a_deleted_folder_comes_back_as_of_an_earlier_backup_and_newer_mail_stay
     imap.delete(folder)
     new_id, new = message("someone@example.test", carol["address"], "arrived after the backup")
     mx1.deliver([carol["address"]], new)
-    wait_for_message(imap, new_id)
+    arrived = wait_for_message(imap, new_id)
     assert back_up(hosts["mx1"]) == "success"
     assert folder not in mailbox_state(imap)
     out = json.loads(hosts["mx1"].check_output(
@@ -138,17 +153,18 @@ def test_a_deleted_folder_comes_back_as_of_an_earlier_backup_and_newer_mail_stay
     imap.logout()
     imap = mx1.imap(carol)
     after = mailbox_state(imap)
-    assert after[folder] == before[folder] == [(old_id, ("\\Flagged", "\\Seen"))]
+    assert after[folder] == before[folder] == sorted(
+        [(digest(old.encode()), ("\\Flagged", "\\Seen"))] + [(digest(raw), ("\\Seen",)) for raw in odd])
     # The INBOX is what it was plus the newer message: nothing doubled, nothing lost.
-    assert Counter(mid for mid, _ in after["INBOX"]) == \
-        Counter(mid for mid, _ in before["INBOX"]) + Counter([new_id])
+    assert Counter(after["INBOX"]) - Counter(before["INBOX"]) == Counter([(digest(arrived), ("\\Seen",))])  # read once
+    assert not Counter(before["INBOX"]) - Counter(after["INBOX"])
     imap.logout()
 
 
 def test_a_second_copy_at_a_storage_provider_restores_a_mailbox_on_its_own(
         tool, hosts, mx1, mailbox):
     carol, folder = mailbox("carol@acme.test"), f"Offsite-{tool}"
-    kept_id, kept = message("someone@example.test", carol["address"], "kept offsite")
+    _, kept = message("someone@example.test", carol["address"], "kept offsite")
     imap = mx1.imap(carol)
     imap.delete(folder)
     imap.create(folder)
@@ -167,7 +183,7 @@ def test_a_second_copy_at_a_storage_provider_restores_a_mailbox_on_its_own(
     assert folder in out["folders_restored"]
     imap.logout()
     imap = mx1.imap(carol)
-    assert mailbox_state(imap)[folder] == [(kept_id, ("\\Seen",))]
+    assert mailbox_state(imap)[folder] == [(digest(kept.encode()), ("\\Seen",))]
     imap.delete(folder)
     imap.logout()
 
@@ -333,8 +349,8 @@ def test_the_backup_host_applies_the_retention_and_checks_the_repositories(tool,
 
 
 def everything_a_user_sees(mx1, hosts, lab):
-    """Every mailbox: folders, Message-IDs and flags over IMAP (over doveadm for
-    mailboxes without IMAP)."""
+    """Every mailbox: folders, each message's digest and flags over IMAP (from the
+    Maildir for mailboxes without IMAP)."""
     state = {}
     for box in lab["mailboxes"]:
         if "imap" in box["protocols"]:
@@ -342,17 +358,17 @@ def everything_a_user_sees(mx1, hosts, lab):
             state[box["address"]] = mailbox_state(imap)
             imap.logout()
         else:
-            state[box["address"]] = sorted(hosts["mx1"].check_output(
-                f"doveadm -f tab fetch -u {box['address']} 'mailbox hdr.message-id flags' all"
-                ).splitlines()[1:])
+            state[box["address"]] = maildir_state(hosts["mx1"], box["address"])
     return state
 
 
 # Last for each tool: it destroys mx1.
 def test_mx1_destroyed_and_rebuilt_from_its_backup_serves_the_same_mail_and_dkim_keys(
-        tool, hosts, mx1, mailbox, lab):
+        tool, hosts, mx1, mailbox, lab, logs):
     marker_id, marker = message("someone@example.test", "dave@globex.test", f"before the loss ({tool})")
     mx1.deliver(["dave@globex.test"], marker)
+    for _, raw in odd_messages("someone@example.test", "dave@globex.test"):
+        assert mx1.deliver(["dave@globex.test"], raw) == {}
     imap = mx1.imap(mailbox("dave@globex.test"))
     wait_for_message(imap, marker_id)
     imap.logout()
@@ -361,7 +377,9 @@ def test_mx1_destroyed_and_rebuilt_from_its_backup_serves_the_same_mail_and_dkim
     dkim_before = hosts["mx1"].check_output("/usr/local/sbin/mailstack-dkim list")
 
     # The machine is lost; a bare one takes its place, and gets the normal deploy.
+    logs.read("mx1")                 # what the old machine logged
     subprocess.run(LABCTL + ["rebuild", "mx1"], check=True, capture_output=True)
+    logs.rebuilt("mx1")
     assert not hosts["mx1"].file("/var/vmail").exists
     deploy(tool.data, "mx1.acme.test")
     # The operator restores the host from its side (secrets/ holds the passphrase).

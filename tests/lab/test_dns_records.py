@@ -55,17 +55,18 @@ def test_records_command_prints_a_zone_snippet():
 def test_a_flood_of_queries_gets_truncated_answers_not_amplified_ones(lab):
     """Knot's response rate limiting: past 200 answers a second to one network, every
     second answer is truncated (TC), so spoofed queries cannot be amplified; a real
-    resolver retries those over TCP."""
+    resolver retries those over TCP. Knot's bucket holds up to 4 s of answers (800)
+    when the network has been quiet, so the flood is larger than that."""
     import socket
 
     import dns.flags
     import dns.message
     address = lab["hosts"]["dns"]["address"]
     query = dns.message.make_query("acme.test", "TXT", want_dnssec=True).to_wire()
-    raw = []
+    sent, raw = 4000, []
     with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
         s.setblocking(False)
-        for _ in range(1000):
+        for _ in range(sent):
             s.sendto(query, (address, 5300))
             try:                       # read as we go: the socket's buffer is small
                 while True:
@@ -80,4 +81,8 @@ def test_a_flood_of_queries_gets_truncated_answers_not_amplified_ones(lab):
             pass
     answers = [dns.message.from_wire(r) for r in raw]
     truncated = [a for a in answers if a.flags & dns.flags.TC]
-    assert len(answers) > 100 and len(truncated) > 50, (len(answers), len(truncated))
+    full = len(answers) - len(truncated)
+    # At most the bucket plus a few seconds' refill got a full answer; of the rest,
+    # about one in two got a truncated one and the others none at all.
+    assert full < sent / 2 and len(truncated) > sent / 8 and len(answers) < sent, (
+        full, len(truncated), len(answers))

@@ -10,7 +10,7 @@ SERVICES = {
     "mx2": ["ssh", "postfix", "rspamd", "redis-server", "nginx", "postfix-mta-sts-resolver",
             "certbot.timer", "systemd-journald", "nftables", "fail2ban"],
     "backup": ["ssh", "systemd-journald", "nftables", "fail2ban", "nullmailer"],
-    "outside": ["ssh", "postfix", "pebble", "nginx", "systemd-journald"],
+    "outside": ["ssh", "postfix", "opendkim", "pebble", "nginx", "systemd-journald"],
 }
 # Listening TCP sockets, as "address:port" ("*" = every address).
 LISTENING = {
@@ -27,7 +27,7 @@ LISTENING = {
             "127.0.0.1:11332", "127.0.0.1:11333", "127.0.0.1:11334",  # rspamd
             "127.0.0.1:6379", "[::1]:6379"},                        # redis
     "backup": {"*:22"},
-    "outside": {"*:22", "*:25", "*:443", "*:14000", "*:15000"},
+    "outside": {"*:22", "*:25", "*:443", "*:14000", "*:15000", "127.0.0.1:8891"},
 }
 
 

@@ -1,5 +1,7 @@
 """Quotas: a warning mail at 80%, and mail that would not fit refused at RCPT time
 (never accepted and bounced later). frank@globex.test has a 200K quota."""
+import email
+import email.policy
 import time
 
 from .mailclient import message, wait_for_message
@@ -28,7 +30,12 @@ def test_warning_at_80_percent_then_refusal_at_rcpt(mx1, hosts, mailbox):
     assert mx1.deliver([frank["address"]], text) == {}
     wait_for_message(imap, message_id)
     warning = wait_for_message_with_subject(imap, "Your mailbox is 80% full")
-    assert b"frank@globex.test is now 80% full" in warning
+    parsed = email.message_from_bytes(warning, policy=email.policy.strict)
+    assert "frank@globex.test is now 80% full" in parsed.get_content()
+    # Well-formed: what RFC 5322 requires, and no one auto-replies to it.
+    assert parsed["Date"].datetime and parsed["Message-ID"].endswith("@acme.test>")
+    assert parsed["From"].addresses[0].addr_spec == "postmaster@acme.test"
+    assert parsed["Auto-Submitted"] == "auto-generated"
 
     # A message that does not fit any more is refused while the sender is connected.
     with mx1.smtp(25) as s:

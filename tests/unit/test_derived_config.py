@@ -1,4 +1,5 @@
 """What the roles render is derived from the model: DNS, Postfix maps, Dovecot files."""
+import hashlib
 import subprocess
 
 from mailstack.dns import zone_file, zone_records
@@ -9,7 +10,7 @@ from mailstack.model import load_system
 from mailstack.postfix import relay_recipients, virtual_aliases, virtual_mailboxes
 from mailstack.queue import per_domain
 
-from .conftest import VALID
+from .conftest import HASH, VALID
 
 
 def system(write_data):
@@ -39,14 +40,31 @@ def test_every_domain_gets_spf_dmarc_mta_sts_tls_rpt_srv_and_client_names(write_
     assert by[("_imaps._tcp.example.net.", "SRV")] == "0 1 993 mx1.example.org."
 
 
+def sts_ids(mail):
+    """{domain: its _mta-sts TXT value}."""
+    return {domain: r.value for domain, records in zone_records(mail).items()
+            for r in records if r.name.startswith("_mta-sts.")}
+
+
 def test_mta_sts_id_changes_only_with_the_policy(write_data):
     from mailstack.dns import mta_sts_policy
+    enforce = ("version: STSv1\nmode: enforce\nmx: mx1.example.org\nmx: mx2.example.org\n"
+               "max_age: 604800\n")
     s = system(write_data)
-    ids = {str(r.value) for r in zone_records(s)["example.org"] if r.name.startswith("_mta-sts")}
-    assert ids == {str(r.value) for r in zone_records(s)["example.org"] if r.name.startswith("_mta-sts")}
-    assert "mx: mx1.example.org\nmx: mx2.example.org\n" in mta_sts_policy(s)
+    assert mta_sts_policy(s) == enforce
+    # Every domain serves that one policy, so all publish the same id: a hash of its text.
+    enforce_id = f'"v=STSv1; id={hashlib.sha256(enforce.encode()).hexdigest()[:20]}"'
+    assert sts_ids(s) == {"example.org": enforce_id, "example.net": enforce_id}
+    # Another mailbox, alias or DMARC policy leaves the MTA-STS policy, and its id, as it was.
+    other = load_system(write_data(
+        "dns: {dmarc_policy: quarantine}\n" + VALID
+        + "  - address: sales@example.org\n    to: anna@example.org\n"))
+    assert sts_ids(other) == sts_ids(s)
     testing = load_system(write_data("dns: {mta_sts_mode: testing}\n" + VALID))
-    assert ids != {str(r.value) for r in zone_records(testing)["example.org"] if r.name.startswith("_mta-sts")}
+    assert mta_sts_policy(testing) == enforce.replace("mode: enforce", "mode: testing")
+    testing_id = hashlib.sha256(enforce.replace("enforce", "testing").encode()).hexdigest()[:20]
+    assert sts_ids(testing) == {"example.org": f'"v=STSv1; id={testing_id}"',
+                                "example.net": f'"v=STSv1; id={testing_id}"'}
 
 
 def test_dkim_and_tlsa_records_come_from_host_facts(write_data):
@@ -113,6 +131,11 @@ def test_hash_password_command_prints_a_hash_the_model_accepts(write_data):
                          input="another one\n", capture_output=True, text=True, check=True).stdout.strip()
     text = VALID.replace(VALID.split('password_hash: "')[1].split('"')[0], out)
     assert load_system(write_data(text)).mailboxes[0].password_hash == out
+    # It is a hash of what was typed (openssl's own SHA512-crypt with the same salt).
+    salt = out.split("$")[2]
+    again = subprocess.run(["openssl", "passwd", "-6", "-salt", salt, "-stdin"], input="another one",
+                           capture_output=True, text=True, check=True).stdout.strip()
+    assert out == "{SHA512-CRYPT}" + again
 
 
 def test_each_mailbox_sends_as_itself_and_the_aliases_that_reach_it(write_data):
@@ -156,15 +179,14 @@ def test_queue_is_summed_per_recipient_domain():
 
 
 def test_a_password_changed_on_the_host_survives_until_the_data_changes(write_data):
-    import hashlib
     mail = system(write_data)
-    anna = next(m for m in mail.mailboxes if m.address == "anna@example.org")
-    base = hashlib.sha256(anna.password_hash.encode()).hexdigest()
+    # The host records the hash of the data's hash its change replaced (VALID's HASH).
+    base = hashlib.sha256(HASH.encode()).hexdigest()
     changes = password_changes(f"anna@example.org {base} {{SHA512-CRYPT}}$6$new$hash\n")
     assert "anna@example.org:{SHA512-CRYPT}$6$new$hash\n" in passwd_file(mail, "imap", changes)
     # The operator gives anna a new hash in the data: the data wins.
     stale = password_changes("anna@example.org 00ff {SHA512-CRYPT}$6$new$hash\n")
-    assert f"anna@example.org:{anna.password_hash}\n" in passwd_file(mail, "imap", stale)
+    assert f"anna@example.org:{HASH}\n" in passwd_file(mail, "imap", stale)
 
 
 def test_each_login_may_send_as_itself_and_the_aliases_that_reach_it(write_data):

@@ -36,9 +36,9 @@ def test_every_program_names_a_module_with_main(program, module):
     assert callable(importlib.import_module(f"mailstack.host.{module}").main)
 
 
-def test_every_host_module_except_the_tools_is_a_program():
+def test_every_host_module_except_the_shared_ones_is_a_program():
     modules = {p.stem for p in (ROOT / "mailstack" / "host").glob("*.py")} - {"__init__"}
-    assert modules - set(PROGRAMS.values()) == {"backup_tools"}
+    assert modules - set(PROGRAMS.values()) == {"backup_tools", "mail"}
 
 
 @pytest.fixture
@@ -95,5 +95,5 @@ def test_installed_programs_import_only_the_standard_library(installed):
     assert result.returncode == 0, result.stderr
     found, origin = result.stdout.splitlines()
     assert set(json.loads(found)) == {"mailstack", "mailstack.host"} | {
-        f"mailstack.host.{m}" for m in [*PROGRAMS.values(), "backup_tools"]}
+        f"mailstack.host.{m}" for m in [*PROGRAMS.values(), "backup_tools", "mail"]}
     assert origin == str(lib / "mailstack" / "host" / "__init__.py")

@@ -1,0 +1,51 @@
+"""The lab's log check (tests/lab/logs.py): an allowed line is allowed only on its
+host, while its scenario ran, and only if its pattern matches; times are read
+from every log format the lab's hosts write."""
+import datetime
+
+from tests.lab.logs import AUDIT, BAD, Line, Provoked, line_time, unexpected
+
+ENTRY = Provoked("tests/lab/test_x.py::test_y", "mx1", r"SSL_accept error from \S+\[10\.66\.0\.20\]")
+WINDOWS = {"tests/lab/test_x.py::test_y[a]": [(1000.0, 1010.0)]}
+TEXT = "SSL_accept error from mail.example.test[10.66.0.20]: -1"
+
+
+def test_a_line_its_scenario_provoked_is_allowed():
+    bad, used = unexpected([Line("mx1", "journal postfix/smtpd", 1005.0, TEXT)], [ENTRY], WINDOWS)
+    assert (bad, used) == ([], {ENTRY: 1})
+
+
+def test_the_same_line_later_elsewhere_from_another_address_or_without_time_is_reported():
+    for other in (Line("mx1", "journal postfix/smtpd", 1100.0, TEXT),
+                  Line("mx2", "journal postfix/smtpd", 1005.0, TEXT),
+                  Line("mx1", "journal postfix/smtpd", 1005.0, TEXT.replace("20]", "21]")),
+                  Line("mx1", "/var/log/x.log", None, TEXT)):
+        assert unexpected([other], [ENTRY], WINDOWS) == ([other], {ENTRY: 0})
+
+
+def test_fault_words_are_found_and_ordinary_lines_are_not():
+    for text in ("Error: x", "warning: y", "FATAL z", "Failed to start a.service", "panic",
+                 "connect to x: Connection refused", "Connection timed out"):
+        assert BAD.search(text), text
+    for text in ("status=sent (250 2.0.0 Ok)", "Started mailstack-backup.service",
+                 "Accepted publickey for vagrant", "errorless terrorism"):
+        assert not BAD.search(text), text
+
+
+def utc(*args):
+    return datetime.datetime(*args, tzinfo=datetime.timezone.utc).timestamp()
+
+
+def test_times_of_each_log_format():
+    at = utc(2026, 12, 1, 17, 51, 52)
+    assert line_time("2026-12-01 17:51:52,123 fail2ban.filter [1]: WARNING x") == at
+    assert line_time("2026/12/01 17:51:52 [error] 123#123: *1 x") == at          # nginx
+    assert line_time("[01-Dec-2026 17:51:52] WARNING: [pool www] x") == at       # php-fpm
+    assert line_time("[01-Dec-2026 17:51:52 +0000]: <abc> x") == at              # Roundcube
+    assert line_time("123:M 01 Dec 2026 17:51:52.123 # x") == at                 # redis
+    assert line_time("no time here: error") is None
+
+
+def test_sudo_records_of_the_tests_commands_are_not_faults_but_sudo_errors_are():
+    assert AUDIT.search(" vagrant : PWD=/home/vagrant ; USER=root ; COMMAND=/bin/sh -c grep error x")
+    assert not AUDIT.search("vagrant : a password is required ; PWD=/home/vagrant ; USER=root ;")
