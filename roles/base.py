@@ -24,8 +24,9 @@ class Base(Service):
         self.changed = []
         if host.data.apt_proxy:
             self.template("/etc/apt/apt.conf.d/01proxy")
-        server.hostname(name="base: hostname", hostname=host.data.fqdn)
+        # /etc/hosts first: sudo resolves the new name on every later step.
         self.template("/etc/hosts")
+        server.hostname(name="base: hostname", hostname=host.data.fqdn)
         if host.data.resolvers:
             self.template("/etc/resolv.conf")
         # Seed debconf answers only when they change: debconf-set-selections itself

@@ -30,6 +30,8 @@ class Fail2ban(Service):
         ignore = ["127.0.0.1/8", "::1", *[h.address for h in mail.hosts], *mail.firewall.ignore]
         self.template("/etc/fail2ban/jail.d/mailstack.local", primary=primary, ignore=ignore,
                       roundcube_log=ROUNDCUBE_LOG)
+        # Debian's fail2ban 1.0 warns at every start unless this is set.
+        self.put("/etc/fail2ban/fail2ban.d/mailstack.local", "[Definition]\nallowipv6 = auto\n")
 
     def activate(self):
         self.restart_on_change("fail2ban", check="fail2ban-client --test >/dev/null")

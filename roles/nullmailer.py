@@ -4,6 +4,7 @@ It carries the alerts these hosts send the postmaster (a failed backup, a backup
 host that refused to prune) and any mail for root.
 """
 from pyinfra import host
+from pyinfra.operations import files
 
 from roles import Service
 
@@ -20,7 +21,8 @@ class Nullmailer(Service):
         remote = f"{mail.primary_mx.fqdn} smtp --port=25 --starttls {verify}".strip()
         self.put("/etc/nullmailer/remotes", remote + "\n", mode="600", user="mail", group="mail")
         self.put("/etc/nullmailer/adminaddr", mail.postmaster + "\n")
-        self.put("/etc/nullmailer/me", host.data.fqdn + "\n")
+        # Debian's nullmailer takes the host name from /etc/mailname, never from 'me'.
+        files.file(name="nullmailer: no 'me'", path="/etc/nullmailer/me", present=False)
         self.put("/etc/mailname", host.data.fqdn + "\n")
 
     def activate(self):

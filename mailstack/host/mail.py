@@ -6,13 +6,18 @@ import shutil
 import subprocess
 from datetime import datetime, timezone
 from email.message import EmailMessage
+from email.policy import default
 from email.utils import format_datetime, make_msgid
+
+# Headers on one line each (a long Message-ID is not folded), lines ending in \n
+# for sendmail and dovecot-lda.
+POLICY = default.clone(max_line_length=998)
 
 
 def auto_message(sender, to, subject, body, domain):
     """An auto-generated text message from `sender` to `to`; `domain` names the
     Message-ID's right-hand side (the sending host or the postmaster's domain)."""
-    msg = EmailMessage()
+    msg = EmailMessage(policy=POLICY)
     msg["From"] = sender
     msg["To"] = to
     msg["Subject"] = subject

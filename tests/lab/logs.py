@@ -13,14 +13,14 @@ from dataclasses import dataclass
 # What a line that reports a fault says (besides a journal priority of warning or worse).
 BAD = re.compile(r"\b(errors?|warn(ing)?s?|fatal|panic|crit(ical)?|emerg(ency)?|alert|"
                  r"fail(ed|ure|s)?|denied|refused|timed? ?out|segfault|traceback)\b", re.I)
-AUDIT = re.compile(r"^\s*\S+ : (TTY=\S+ ; )?PWD=\S+ ; USER=root ; COMMAND=")
+AUDIT = re.compile(r"^\s*\S+ : (\(command continued\)|(TTY=\S+ ; )?PWD=\S+ ; USER=root ; COMMAND=)")
 CURSOR = "/var/tmp/mailstack-logcheck.cursor"
 # Files that are not logs of faults: compressed or rotated copies, binary login
 # records, package logs (they quote package descriptions and file names), request
 # logs (one line per HTTP request) and certbot's debug log (whole ACME exchanges;
 # certbot's own errors go to the journal).
 SKIP_FILES = r"(/journal/|\.(gz|xz|[0-9])$|/(wtmp|btmp|lastlog|faillog)$|/access\.log$" \
-             r"|/(dpkg|alternatives)\.log$|/apt/(history|eipp)\.log|/letsencrypt/)"
+             r"|/(dpkg|alternatives)\.log$|/apt/(history|eipp|term)\.log|/letsencrypt/)"
 
 # Run on a host: new lines of every log file since the offsets given (JSON in
 # argv[1]); prints {"offsets": {...}, "lines": [[path, line], ...]} (faults only).

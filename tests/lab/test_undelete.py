@@ -48,6 +48,8 @@ def test_undelete_refuses_an_unknown_user(hosts):
     mx = hosts["mx1"]
     assert_installed(mx)
     result = mx.run(f"{UNDELETE} nobody@acme.test 2026-01-01")
-    # doveadm's "no such user" (EX_NOUSER), not a shell's "not found" (127) or the usage (2).
+    # "no such user" (EX_NOUSER), not a shell's "not found" (127) or the usage (2),
+    # and the operator is told why.
     assert result.rc == 67, (result.rc, result.stdout, result.stderr)
+    assert result.stderr.strip() == "mailstack-undelete: no mailbox nobody@acme.test"
     assert result.stdout == ""                 # nothing brought back anywhere

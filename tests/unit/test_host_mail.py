@@ -54,3 +54,10 @@ def test_quota_warning_refuses_wrong_arguments(capsys):
 def test_backup_failure_mail_is_well_formed():
     msg = strictly(backup.failure_mail(settings(), {}, "log"))
     assert msg["From"].addresses[0].addr_spec == "root@mx1.example.org"
+
+
+def test_a_long_message_id_stays_on_one_line():
+    domain = "backup-host-with-a-long-name.in-a-datacentre.example.org"
+    raw = auto_message(f"root@{domain}", "postmaster@example.org", "s", "x", domain).as_bytes()
+    (line,) = [h for h in raw.split(b"\n") if h.startswith(b"Message-ID:")]
+    assert line.endswith(domain.encode() + b">")
