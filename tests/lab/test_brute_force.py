@@ -111,8 +111,13 @@ def test_a_password_guesser_is_refused_on_every_port_for_the_ban_time(internet, 
     assert ok.stdout.strip().startswith("a OK"), ok.stdout + ok.stderr
     jail = JAILS[proto]
     assert guesser in hosts["mx1"].check_output(f"fail2ban-client status {jail}"), jail
-    # The ban ends after the ban time (30 s in the lab).
-    wait(lambda: reachable(outside, mx1, 25, guesser), 90, "the ban did not end")
+    if proto == "webmail":
+        # The ban ends by itself after the ban time (30 s in the lab; the same for every jail).
+        wait(lambda: reachable(outside, mx1, 25, guesser), 90, "the ban did not end")
+    else:
+        # The operator lifts a ban at once (README); the next protocol starts unbanned.
+        hosts["mx1"].run_expect([0], f"fail2ban-client set {jail} unbanip {guesser}")
+        wait(lambda: reachable(outside, mx1, 25, guesser), 10, "the ban was not lifted")
 
 
 @pytest.mark.parametrize("name, closed, open_", [
