@@ -37,7 +37,8 @@ def tool(request, lab, hosts, tmp_path_factory):
     tool = Tool(request.param)
     if tool == "restic":
         # The lab's own data uses restic; a run stopped halfway may have left Borg.
-        if json.loads(hosts["mx1"].check_output("mailstack-backup status")).get("tool") != "restic":
+        settings = json.loads(hosts["mx1"].check_output("cat /etc/mailstack/backup/settings.json"))
+        if settings["tool"] != "restic":
             deploy(DATA)
         clear_forgeries(hosts["backup"], lab)
         yield tool
