@@ -11,6 +11,8 @@ from collections import Counter
 
 import pytest
 
+from mailstack.host.backup_tools import parse_time
+
 from .conftest import LAB_DATA as DATA
 from .conftest import LABCTL, ROOT, deploy, lab_variant
 from .mailclient import (digest, mailbox_state, maildir_state, message, wait_for_message,
@@ -64,7 +66,7 @@ def clear_forgeries(backup, lab):
             assert state["verified"] is None and not state["problem"], listed.stderr
             continue
         forged = [s["id"] for s in json.loads(listed.stdout)
-                  if datetime.datetime.fromisoformat(s["time"][:26].rstrip("Z") + "+00:00") > now]
+                  if parse_time(s["time"]) > now]
         if forged:
             backup.check_output(f"mailstack-backup-server forget {client} {' '.join(forged)}")
         if state["problem"] or forged:
