@@ -248,8 +248,17 @@ class Borg(Tool):
             self.call("init", "--encryption", "repokey-blake2", self.location)
 
     def backup(self, host, paths):
-        self.call("create", "--compression", "zstd,3", "--one-file-system",
-                  f"{self.location}::{host}-{{utcnow:%Y-%m-%dT%H:%M:%S.%f}}", *paths)
+        result = self.call("create", "--compression", "zstd,3", "--one-file-system",
+                           f"{self.location}::{host}-{{utcnow:%Y-%m-%dT%H:%M:%S.%f}}", *paths,
+                           check=False)
+        # Exit 1: the archive is written, with remarks (most often a file that changed
+        # while it was read, like rspamd's statistics); said, not a failed backup.
+        if result.returncode == 1:
+            for line in result.stderr.strip().splitlines():
+                print(f"mailstack-backup: {self.repo.name}: archive written; borg: {line}",
+                      file=sys.stderr)
+        elif result.returncode != 0:
+            raise Failure(explain(self.repo.name, result.stderr))
 
     def archives(self):
         return json.loads(self.call("list", "--json", self.location).stdout)["archives"]

@@ -983,3 +983,18 @@ def test_a_prune_on_the_backup_host_is_logged_as_a_transaction_a_rollback_keeps(
     limit = datetime.datetime.fromisoformat(last.split("UTC time ")[1])
     assert tool.rollback(limit)[0] == 7
     assert (borg_repo / "data" / "0" / "7").exists()
+
+
+def test_borg_archive_written_with_remarks_is_a_backup_and_the_remarks_are_said(capsys):
+    changed = "/var/lib/rspamd/rspamd.rrd: file changed while we backed it up\n"
+    tool, fake = borg(over_ssh(BORG_PATH), (1, "", changed))
+    tool.backup("mx1.example.org", ["/var/vmail"])
+    assert fake.argvs[0][:2] == ["borg", "create"]
+    assert capsys.readouterr().err == (
+        "mailstack-backup: bk.example.org: archive written; borg: " + changed)
+
+
+def test_borg_backup_error_is_a_failure():
+    tool, fake = borg(over_ssh(BORG_PATH), (2, "", "Remote: ssh: connect to host: Connection refused\n"))
+    with pytest.raises(Failure, match=r"^bk.example.org: Remote: ssh: connect to host: Connection refused$"):
+        tool.backup("mx1.example.org", ["/var/vmail"])
