@@ -67,6 +67,9 @@ PROVOKED = [INJECTED] + [
     *scenario("test_tls_scanner.py", "mx1", TLS_REFUSED.format(c=OUTSIDE),
               LOGIN_TLS_REFUSED.format(a=r"10\.66\.0\.20").replace("C1|102|10B|410", "C1|102|10B|410|0A0"),
               r"-login: Disconnected: Connection closed: SSL_(accept|read)\(\) failed: .*rip=10\.66\.0\.20,",
+              # testssl.sh resetting a STARTTLS connection before it says anything.
+              r"(imap|pop3)-login: Disconnected: Connection closed: read\(size=\d+\) failed: Connection reset by "
+              r"peer \(no auth attempts in \d+ secs\): user=<>, rip=10\.66\.0\.20,",
               r"warning: non-SMTP command from " + OUTSIDE + r": GET / HTTP/1\.[01]",
               r"\[error\] \d+#\d+: \*\d+ access forbidden by rule, client: 10\.66\.0\.20,",
               r"proxy_milter_error_handler: abnormally closing milter connection from: 127\.0\.0\.1:\d+, "
