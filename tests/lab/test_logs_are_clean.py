@@ -46,8 +46,10 @@ FIRST_DEPLOY = [r"postconf: fatal: open /etc/postfix/main\.cf: No such file or d
                 r"compiled class header\(X-Authentication-Warning\)",
                 r"WARNING 'allowipv6' not defined in 'Definition'"]
 # Dovecot stopped or restarted: its master says so, and when systemd's SIGTERM to the
-# service's cgroup reaches the log process before the master ends it, so does that.
-DOVECOT_STOPPED = r"(master|log\(\d+\)): Warning: Killed with signal 15 \(by pid=\d+ uid=0 code=kill\)"
+# service's cgroup reaches another of its processes (log, config) before the master
+# ends it, so do they.
+DOVECOT_STOPPED = (r"((master|config|log\(\d+\)): Warning: Killed with signal 15 \(by pid=\d+ uid=0 code=kill\)|"
+                   r"log\(\d+\): Warning: Shutting down logging for '[a-z-]+: ' with \d+ clients)")
 MX1_DOWN = r"10\.66\.0\.11:12340: (No route to host|Connection timed out|Connection refused|Application error)"
 
 
