@@ -219,30 +219,40 @@ def test_a_second_copy_at_a_storage_provider_restores_a_mailbox_on_its_own(
     imap.logout()
 
 
+# mx1's backup key on the backup host, as root on mx1 (a compromised host) uses it.
+MX1_SSH = ("ssh -i /etc/mailstack/backup/id_ed25519 -o BatchMode=yes "
+           "-o UserKnownHostsFile=/etc/mailstack/backup/known_hosts -o HostKeyAlias=backup.acme.test "
+           "bk-mx1-acme-test@10.66.0.13")
+MX1_BORG_REPO = "ssh://bk-mx1-acme-test@10.66.0.13/srv/mailstack-backup/mx1.acme.test/borg"
+
+
+def client_command(tool):
+    """The backup tool as root on mx1 runs it against its own repository on the backup
+    host (through the append-only command its key is bound to)."""
+    if tool == "restic":
+        return (f"restic -r rclone:x -o 'rclone.program={MX1_SSH}' "
+                "--password-file /etc/mailstack/backup/passphrase")
+    return (f"BORG_RSH='{MX1_SSH.rsplit(' ', 1)[0]}' BORG_PASSCOMMAND='cat /etc/mailstack/backup/passphrase' "
+            "BORG_BASE_DIR=/var/lib/mailstack-backup/borg borg")
+
+
 def test_a_compromised_mail_host_cannot_remove_backup_history(tool, hosts):
     mx1, backup = hosts["mx1"], hosts["backup"]
     assert back_up(mx1) == "success"
     history = server_snapshots(backup, "mx1.acme.test")
     assert history
     before = backup.check_output("date -u +%Y-%m-%dT%H:%M:%S.%6N")
-    ssh = ("ssh -i /etc/mailstack/backup/id_ed25519 -o BatchMode=yes "
-           "-o UserKnownHostsFile=/etc/mailstack/backup/known_hosts -o HostKeyAlias=backup.acme.test "
-           "bk-mx1-acme-test@10.66.0.13")
+    run, repo = client_command(tool), MX1_BORG_REPO
     if tool == "restic":
         # Every snapshot forgotten and the data pruned: restic's first deletion is
         # refused (it retries that for about a minute, then gives up).
-        attempts = [f"restic -r rclone:x -o 'rclone.program={ssh}' "
-                    "--password-file /etc/mailstack/backup/passphrase forget --prune "
-                    + " ".join(s["id"] for s in history)]
+        attempts = [f"{run} forget --prune " + " ".join(s["id"] for s in history)]
     else:
-        repo = "ssh://bk-mx1-acme-test@10.66.0.13/srv/mailstack-backup/mx1.acme.test/borg"
-        borg = (f"BORG_RSH='{ssh.rsplit(' ', 1)[0]}' BORG_PASSCOMMAND='cat /etc/mailstack/backup/passphrase' "
-                "BORG_BASE_DIR=/var/lib/mailstack-backup/borg borg")
-        attempts = [f"{borg} delete --force --force {repo}",
-                    f"{borg} prune --keep-last 1 {repo}",
-                    f"{borg} compact {repo}"]
+        attempts = [f"{run} delete --force --force {repo}",
+                    f"{run} prune --keep-last 1 {repo}",
+                    f"{run} compact {repo}"]
     # The key only ever runs the repository server: a shell command is not run.
-    attempts.append(f"{ssh} 'rm -rf /srv/mailstack-backup' < /dev/null")
+    attempts.append(f"{MX1_SSH} 'rm -rf /srv/mailstack-backup' < /dev/null")
     # (Not cut short: a restic killed mid-operation leaves a lock that the append-only
     # server keeps, and the host's next backups fail until the operator unlocks.)
     for attempt in attempts:
@@ -261,19 +271,6 @@ def test_a_compromised_mail_host_cannot_remove_backup_history(tool, hosts):
     assert back_up(mx1) == "success"
 
 
-def client_command(tool):
-    """The backup tool as root on mx1 runs it against its own repository on the backup
-    host (through the append-only command its key is bound to)."""
-    ssh = ("ssh -i /etc/mailstack/backup/id_ed25519 -o BatchMode=yes "
-           "-o UserKnownHostsFile=/etc/mailstack/backup/known_hosts -o HostKeyAlias=backup.acme.test "
-           "bk-mx1-acme-test@10.66.0.13")
-    if tool == "restic":
-        return (f"restic -r rclone:x -o 'rclone.program={ssh}' "
-                "--password-file /etc/mailstack/backup/passphrase")
-    return (f"BORG_RSH='{ssh.rsplit(' ', 1)[0]}' BORG_PASSCOMMAND='cat /etc/mailstack/backup/passphrase' "
-            "BORG_BASE_DIR=/var/lib/mailstack-backup/borg borg")
-
-
 def test_forged_dates_and_deleted_history_stop_the_prune_and_reach_the_postmaster(
         tool, hosts, mx1, mailbox):
     client, backup = hosts["mx1"], hosts["backup"]
@@ -285,8 +282,7 @@ def test_forged_dates_and_deleted_history_stop_the_prune_and_reach_the_postmaste
     before = backup.check_output("date -u +%Y-%m-%dT%H:%M:%S.%6N")
     # Root on mx1 forges twelve snapshots dated in the future (and with Borg deletes
     # the real ones).
-    run = client_command(tool)
-    repo = "ssh://bk-mx1-acme-test@10.66.0.13/srv/mailstack-backup/mx1.acme.test/borg"
+    run, repo = client_command(tool), MX1_BORG_REPO
     days = [f"{day:02d}" for day in range(1, 13)]
     if tool == "restic":
         # restic's backups share a repository: six at once (below sshd's MaxStartups).
