@@ -50,6 +50,10 @@ FIRST_DEPLOY = [r"postconf: fatal: open /etc/postfix/main\.cf: No such file or d
 # ends it, so do they.
 DOVECOT_STOPPED = (r"((master|config|log\(\d+\)): Warning: Killed with signal 15 \(by pid=\d+ uid=0 code=kill\)|"
                    r"log\(\d+\): Warning: Shutting down logging for '[a-z-]+: ' with \d+ clients)")
+# rspamd stopped or restarted: likewise, systemd's SIGTERM can reach a worker before
+# rspamd's main process ends it, and the main process reports the worker's end.
+RSPAMD_STOPPED = (r"rspamd_check_termination_clause: rspamd_(proxy|normal|controller) process \d+ terminated "
+                  r"abnormally with exit code 0 by signal: Terminated but NOT created core file")
 MX1_DOWN = r"10\.66\.0\.11:12340: (No route to host|Connection timed out|Connection refused|Application error)"
 
 
@@ -118,7 +122,7 @@ PROVOKED = [INJECTED] + [
               r"\[error\] \d+#\d+: \*\d+ access forbidden by rule, client: 10\.66\.0\.1, server: webmail\.acme\.test, "
               r'request: "GET /(config/|logs/|installer/|plugins/password/config)',
               r"postgres@roundcube ERROR:  relation \"system\" does not exist"),   # Roundcube's schema check
-    *scenario("test_trusted_mail.py", "mx1",                                        # rspamd stopped
+    *scenario("test_trusted_mail.py", "mx1", RSPAMD_STOPPED,                        # rspamd stopped
               r"warning: connect to Milter service inet:127\.0\.0\.1:11332: Connection refused",
               r"symcache; save_items: cannot create file /var/lib/rspamd/symbols\.cache\.new",
               r"proxy_milter_error_handler: abnormally closing milter connection from: 127\.0\.0\.1:\d+, "
@@ -164,7 +168,7 @@ PROVOKED = [INJECTED] + [
               r"rspamd_url_text_extract: got empty text part",                # odd mail: an empty body
               r"proxy_milter_error_handler: abnormally closing milter connection from: 127\.0\.0\.1:\d+, "
               r"error: Unexpected EOF",
-              *BOOT, *FIRST_DEPLOY),
+              RSPAMD_STOPPED, *BOOT, *FIRST_DEPLOY),
     *scenario("test_backups.py", "backup",
               r"mailstack-backup-server: mx1\.acme\.test: verification failed, not pruned: "
               r"(\d+ snapshot\(s\) (dated in the future|deleted by the client|refused before))",

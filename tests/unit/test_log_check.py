@@ -61,3 +61,19 @@ def test_dovecot_stopped_by_a_backup_drill_is_allowed_only_during_the_backups():
         assert unexpected([line], PROVOKED, during)[0] == []
         later = Line("mx1", "journal dovecot", 1100.0, text)
         assert unexpected([later], PROVOKED, during)[0] == [later]
+
+
+def test_rspamd_stopped_is_allowed_while_its_scenario_stops_it_and_not_after():
+    from tests.lab.test_logs_are_clean import PROVOKED
+    text = ("<21bb22>; main; rspamd_check_termination_clause: rspamd_proxy process 19495 terminated "
+            "abnormally with exit code 0 by signal: Terminated but NOT created core file (throttled=no); "
+            "core file limits: 0 current, 0 max")
+    for test in ("tests/lab/test_trusted_mail.py::test_while_rspamd_is_down[x]",
+                 "tests/lab/test_backups.py::test_drill[borg]"):
+        during = {test: [(1000.0, 1010.0)]}
+        assert unexpected([Line("mx1", "journal rspamd", 1005.0, text)], PROVOKED, during)[0] == []
+        later = Line("mx1", "journal rspamd", 1100.0, text)
+        assert unexpected([later], PROVOKED, during)[0] == [later]
+    crashed = Line("mx1", "journal rspamd", 1005.0, text.replace("exit code 0 by signal: Terminated",
+                                                                 "exit code 0 by signal: Segmentation fault"))
+    assert unexpected([crashed], PROVOKED, {"tests/lab/test_backups.py::test_drill[borg]": [(1000.0, 1010.0)]})[0]
