@@ -24,6 +24,10 @@ SERVER_CONFIG = "/etc/mailstack-backup"  # on a backup host: clients' passphrase
 DUMPS = "/var/backups/mailstack"         # consistent copies of databases, made before each run
 STATE = "/var/lib/mailstack-backup"      # on a backed-up host: status, Borg's own files
 CACHE = "/var/cache/mailstack-backup"
+# Dovecot's lock files (dovecot-uidlist.lock, dovecot-vsize.lock<random>, ...) come
+# and go while a backup reads the mailboxes and hold nothing to restore: restic fails
+# a run on a file that vanished between listing and reading.
+LOCK_FILES = "dovecot*.lock*"
 
 
 class Failure(Exception):
@@ -171,7 +175,7 @@ class Restic(Tool):
             self.call("init")
 
     def backup(self, host, paths):
-        self.call("backup", "--host", host, "--tag", "mailstack", *paths)
+        self.call("backup", "--host", host, "--tag", "mailstack", "--exclude", LOCK_FILES, *paths)
 
     def snapshots(self):
         found = json.loads(self.call("snapshots", "--json").stdout or "[]")
@@ -249,6 +253,7 @@ class Borg(Tool):
 
     def backup(self, host, paths):
         result = self.call("create", "--compression", "zstd,3", "--one-file-system",
+                           "--exclude", f"*/{LOCK_FILES}",
                            f"{self.location}::{host}-{{utcnow:%Y-%m-%dT%H:%M:%S.%f}}", *paths,
                            check=False)
         # Exit 1: the archive is written, with remarks (most often a file that changed

@@ -141,7 +141,7 @@ def test_restic_backup_tags_and_names_the_host():
     tool, fake = restic(over_ssh())
     tool.backup("mx1.example.org", ["/var/vmail", "/etc/postfix"])
     assert fake.argvs == [RESTIC_SSH + ["backup", "--host", "mx1.example.org", "--tag", "mailstack",
-                                        "/var/vmail", "/etc/postfix"]]
+                                        "--exclude", "dovecot*.lock*", "/var/vmail", "/etc/postfix"]]
 
 
 def test_restic_backup_failure_is_raised():
@@ -281,7 +281,7 @@ def test_borg_backup_creates_a_host_named_archive():
     tool, fake = borg(over_ssh(BORG_PATH))
     tool.backup("mx1.example.org", ["/var/vmail", "/etc/postfix"])
     assert fake.argvs == [["borg", "create", "--compression", "zstd,3", "--one-file-system",
-                           BORG_SSH + "::mx1.example.org-{utcnow:%Y-%m-%dT%H:%M:%S.%f}",
+                           "--exclude", "*/dovecot*.lock*", BORG_SSH + "::mx1.example.org-{utcnow:%Y-%m-%dT%H:%M:%S.%f}",
                            "/var/vmail", "/etc/postfix"]]
 
 
