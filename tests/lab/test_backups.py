@@ -11,7 +11,8 @@ from collections import Counter
 
 import pytest
 
-from mailstack.host.backup_tools import parse_time
+from mailstack.backup import account
+from mailstack.host.backup_tools import REPOSITORIES, parse_time
 
 from .conftest import LAB_DATA as DATA
 from .conftest import LABCTL, ROOT, deploy, lab_variant
@@ -19,6 +20,9 @@ from .mailclient import (digest, mailbox_state, maildir_state, message, wait_for
                          wait_until)
 from .oddmail import odd_messages
 from .test_trusted_mail import received_on_outside
+
+# mx1's repositories on the backup host (one per tool).
+MX1_REPOSITORIES = f"{REPOSITORIES}/mx1.acme.test"
 
 
 
@@ -72,7 +76,7 @@ def clear_forgeries(backup, lab):
         if state["problem"] or forged:
             backup.check_output(f"mailstack-backup-server accept {client}")
         # A restic killed mid-run (a run stopped halfway) leaves its lock behind.
-        repo = f"/srv/mailstack-backup/{client}/restic"
+        repo = f"{REPOSITORIES}/{client}/restic"
         backup.run(f"test -d {repo}/locks && restic --no-cache -r {repo} --password-file "
                    f"/etc/mailstack-backup/{client}.passphrase unlock --remove-all")
 
@@ -124,8 +128,8 @@ def test_a_scheduled_backup_saves_mail_keys_certificates_and_databases(tool, hos
     assert "/var/lib/knot/keys" in dns_saved                             # DNSSEC keys
     # Encrypted: no message text on the backup host, and the tool itself says so.
     assert hosts["backup"].run(
-        "grep -rl 'Subject:' /srv/mailstack-backup/mx1.acme.test/").stdout == ""
-    assert_encrypted(tool, hosts["backup"], f"/srv/mailstack-backup/mx1.acme.test/{tool}",
+        f"grep -rl 'Subject:' {MX1_REPOSITORIES}/").stdout == ""
+    assert_encrypted(tool, hosts["backup"], f"{MX1_REPOSITORIES}/{tool}",
                      "/etc/mailstack-backup/mx1.acme.test.passphrase")
 
 
@@ -222,8 +226,8 @@ def test_a_second_copy_at_a_storage_provider_restores_a_mailbox_on_its_own(
 # mx1's backup key on the backup host, as root on mx1 (a compromised host) uses it.
 MX1_SSH = ("ssh -i /etc/mailstack/backup/id_ed25519 -o BatchMode=yes "
            "-o UserKnownHostsFile=/etc/mailstack/backup/known_hosts -o HostKeyAlias=backup.acme.test "
-           "bk-mx1-acme-test@10.66.0.13")
-MX1_BORG_REPO = "ssh://bk-mx1-acme-test@10.66.0.13/srv/mailstack-backup/mx1.acme.test/borg"
+           f"{account('mx1.acme.test')}@10.66.0.13")
+MX1_BORG_REPO = f"ssh://{account('mx1.acme.test')}@10.66.0.13{MX1_REPOSITORIES}/borg"
 
 
 def client_command(tool):
@@ -252,12 +256,12 @@ def test_a_compromised_mail_host_cannot_remove_backup_history(tool, hosts):
                     f"{run} prune --keep-last 1 {repo}",
                     f"{run} compact {repo}"]
     # The key only ever runs the repository server: a shell command is not run.
-    attempts.append(f"{MX1_SSH} 'rm -rf /srv/mailstack-backup' < /dev/null")
+    attempts.append(f"{MX1_SSH} 'rm -rf {REPOSITORIES}' < /dev/null")
     # (Not cut short: a restic killed mid-operation leaves a lock that the append-only
     # server keeps, and the host's next backups fail until the operator unlocks.)
     for attempt in attempts:
         mx1.run(f"timeout 120 sh -c {json.dumps(attempt)}")
-    assert backup.file("/srv/mailstack-backup/mx1.acme.test").is_directory
+    assert backup.file(MX1_REPOSITORIES).is_directory
     after = server_snapshots(backup, "mx1.acme.test")
     if tool == "restic":
         assert after == history
