@@ -12,7 +12,7 @@ from collections import Counter
 import pytest
 
 from mailstack.backup import account
-from mailstack.host.backup_tools import REPOSITORIES, parse_time
+from mailstack.host.backup_tools import REPOSITORIES, SERVER_CONFIG, parse_time
 
 from .conftest import LAB_DATA as DATA
 from .conftest import LABCTL, ROOT, deploy, lab_variant
@@ -23,7 +23,6 @@ from .test_trusted_mail import received_on_outside
 
 # mx1's repositories on the backup host (one per tool).
 MX1_REPOSITORIES = f"{REPOSITORIES}/mx1.acme.test"
-
 
 
 def mailstack(*args, data=DATA):
@@ -78,7 +77,7 @@ def clear_forgeries(backup, lab):
         # A restic killed mid-run (a run stopped halfway) leaves its lock behind.
         repo = f"{REPOSITORIES}/{client}/restic"
         backup.run(f"test -d {repo}/locks && restic --no-cache -r {repo} --password-file "
-                   f"/etc/mailstack-backup/{client}.passphrase unlock --remove-all")
+                   f"{SERVER_CONFIG}/{client}.passphrase unlock --remove-all")
 
 
 def back_up(host):
@@ -130,7 +129,7 @@ def test_a_scheduled_backup_saves_mail_keys_certificates_and_databases(tool, hos
     assert hosts["backup"].run(
         f"grep -rl 'Subject:' {MX1_REPOSITORIES}/").stdout == ""
     assert_encrypted(tool, hosts["backup"], f"{MX1_REPOSITORIES}/{tool}",
-                     "/etc/mailstack-backup/mx1.acme.test.passphrase")
+                     f"{SERVER_CONFIG}/mx1.acme.test.passphrase")
 
 
 def assert_encrypted(tool, host, repo, passphrase_file):
@@ -470,7 +469,7 @@ def test_with_the_operator_pruning_the_backup_host_holds_no_passphrase(tool, hos
     # A new start for the operator's ledger (an earlier run's is stale by now).
     shutil.rmtree(ROOT / "secrets" / "lab" / "backup" / "ledger", ignore_errors=True)
     try:
-        assert backup.run("ls /etc/mailstack-backup/*.passphrase").rc != 0
+        assert backup.run(f"ls {SERVER_CONFIG}/*.passphrase").rc != 0
         for job in ("prune", "check"):
             assert not backup.service(f"mailstack-backup-{job}.timer").is_running
         for name in ("mx1", "mx2", "dns"):
