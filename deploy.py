@@ -3,7 +3,7 @@
     .venv/bin/pyinfra -y inventory/<system>.py deploy.py
 
 The inventory has already loaded and validated the mail data (host.data.mail).
-Host roles (from the data; outside and acme_ca are the lab's) name what a host is
+Host roles (from the data; outside, acme_ca and oldmail are the lab's) name what a host is
 for; services (roles/) are what runs on it. See roles/__init__.py.
 """
 from pyinfra import host
@@ -19,11 +19,13 @@ from roles.dovecot import dovecot
 from roles.fail2ban import fail2ban
 from roles.firewall import firewall
 from roles.nullmailer import nullmailer
+from roles.oldmail import oldmail
 from roles.outside import outside
 from roles.postfix import postfix
 from roles.resolver import resolver
 from roles.rspamd import rspamd
 from roles.tls import tls
+from roles.tlsrpt import tlsrpt
 from roles.web import web, web_http
 from roles.webmail import webmail
 
@@ -36,17 +38,19 @@ shared_services_up = Checkpoint("DNS and the ACME CA on every host")
 # challenges on port 80 before tls asks for the certificate that web's HTTPS
 # sites need.
 ORDER = [base, firewall, dns, resolver, acme_ca, shared_services_up, web_http, tls, web, rspamd,
-         postfix, dovecot, webmail, outside, nullmailer, backup_server, backup_client, fail2ban]
+         postfix, tlsrpt, dovecot, webmail, outside, oldmail, nullmailer, backup_server, backup_client,
+         fail2ban]
 EVERY_HOST = {base, shared_services_up}
 # Every host of the mail system has a firewall and fail2ban.
 SYSTEM = {firewall, fail2ban}
 BY_ROLE = {
     "dns": SYSTEM | {dns, resolver, nullmailer, backup_client},
-    "primary_mx": SYSTEM | {web_http, tls, web, rspamd, postfix, dovecot, webmail, backup_client},
+    "primary_mx": SYSTEM | {web_http, tls, web, rspamd, tlsrpt, postfix, dovecot, webmail, backup_client},
     "backup_mx": SYSTEM | {web_http, tls, web, rspamd, postfix, backup_client},
     "backup": SYSTEM | {nullmailer, backup_server},
     "outside": {outside},   # lab only
     "acme_ca": {acme_ca},   # lab only
+    "oldmail": {oldmail},   # lab only, on demand: a client's old provider
 }
 
 mine = EVERY_HOST.union(*(BY_ROLE[g] for g in host.groups if g in BY_ROLE))

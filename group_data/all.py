@@ -42,3 +42,10 @@ tsig_key = None
 
 # rspamd (lab): accept GTUBE-like test patterns for every action, not only reject.
 rspamd_test_patterns = False
+
+# postfix (primary): the smarthost's password (relay.password_file in the data), read
+# on the operator machine by mailstack.inventory; None: no smarthost login.
+relay_password = None
+
+# outside (lab only): the smarthost account it offers ({username, password_file}).
+smarthost_account = None

@@ -10,6 +10,7 @@ import os
 import sys
 from pathlib import Path
 
+from mailstack.dns import WEB_NAMES as _WEB_NAMES  # a module global is a pyinfra group
 from mailstack.inventory import inventory
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -33,10 +34,15 @@ _LAB_ZONES = {
     _DOMAIN: {
         "mx": _OUTSIDE["fqdn"],
         "hosts": {**{name: _OUTSIDE["address"] for name in [_OUTSIDE["fqdn"]] + LAB["acme_api"]["names"]},
+                  # outside by a name its certificate does not carry: a smarthost named
+                  # wrongly gets no mail (tests/lab/test_smarthost.py).
+                  f"smtp.{_DOMAIN}": _OUTSIDE["address"],
                   LAB["operator_fqdn"]: LAB["operator_address"]},
         "txt": {
             # example.test enforces MTA-STS: mailstack's outbound mail must verify it.
             f"_mta-sts.{_DOMAIN}": "v=STSv1; id=1",
+            # ... and asks for daily TLS reports (RFC 8460) at its catch-all.
+            f"_smtp._tls.{_DOMAIN}": f"v=TLSRPTv1; rua=mailto:tls-reports@{_DOMAIN}",
             # SPF, DKIM (outside signs) and DMARC: mail from example.test is authenticated.
             _DOMAIN: f"v=spf1 mx a:{LAB['operator_fqdn']} -all",
             f"{_DKIM['selector']}._domainkey.{_DOMAIN}": f"v=DKIM1; k=rsa; p={_DKIM['public']}",
@@ -48,16 +54,38 @@ _LAB_ZONES = {
                 LAB["operator_address"]: LAB["operator_fqdn"]}},
 }
 
+# A client at its old provider (lab/hosts.yml old_provider; lab.json of an older labctl
+# has none): the provider's name, and the client's domain with its MX there. Its web
+# names already point at the primary, as a client moving in prepares them, so the
+# primary gets its certificate for them before the switch. Once a mail data variant
+# hosts the domain (tests/lab/test_migration.py), mailstack's own zone replaces this
+# one (mailstack.dns.own_extra_zones) and `mailstack publish` switches the MX.
+_OLD = LAB.get("old_provider")
+if _OLD:
+    _PRIMARY = LAB["hosts"]["mx1"]["fqdn"]
+    _LAB_ZONES[_OLD["fqdn"].split(".", 1)[1]] = {"hosts": {_OLD["fqdn"]: _OLD["address"]}}
+    _LAB_ZONES[_OLD["domain"]] = {
+        "mx": _OLD["fqdn"],
+        "cname": {f"{name}.{_OLD['domain']}": _PRIMARY for name in _WEB_NAMES},
+        "txt": {_OLD["domain"]: "v=spf1 mx -all"}}
+
 _by_fqdn = {h["fqdn"]: _connect(name) for name, h in LAB["hosts"].items()}
+
+
+def _machine(name, **data):
+    h = LAB["hosts"][name]
+    return [(h["fqdn"], {**_connect(name), "fqdn": h["fqdn"], "address": h["address"], **data})]
+
+
+_EXTRA = {group: _machine("outside", mail_domain=LAB["outside_domain"]) for group in ("outside", "acme_ca")}
+if _OLD and _OLD["machine"] in LAB["hosts"]:
+    # Made on demand (lab/labctl add oldmail): the client's old provider.
+    _EXTRA["oldmail"] = _machine(_OLD["machine"], old_provider=_OLD)
 globals().update(inventory(
     os.environ.get("MAILSTACK_LAB_DATA") or ROOT / "inventory" / "lab" / "mail.yml",
     connection=_by_fqdn,
     # "outside" stands in for the rest of the internet: example.test's own mail server.
-    extra_groups={group: [(LAB["hosts"]["outside"]["fqdn"],
-                           {**_connect("outside"), "fqdn": LAB["hosts"]["outside"]["fqdn"],
-                            "address": LAB["hosts"]["outside"]["address"],
-                            "mail_domain": LAB["outside_domain"]})]
-                  for group in ("outside", "acme_ca")},
+    extra_groups=_EXTRA,
     # The ACME CA (pebble on outside) serves its API with a certificate made by
     # labctl; mail hosts trust it for certbot.
     acme_api_cert=LAB["acme_api"]["cert"],
@@ -67,6 +95,8 @@ globals().update(inventory(
     resolvers=[LAB["resolver"]],
     lab_zones=_LAB_ZONES,
     outside_dkim=LAB["outside_dkim"],
+    # outside is a smarthost too: the lab's account there (labctl made its password).
+    smarthost_account=LAB.get("smarthost"),
     # The lab's dns host is also every lab host's resolver (on port 53), so its
     # authoritative server answers the world (and RFC 2136 updates) on 5300.
     dns_port=5300,

@@ -1,10 +1,19 @@
 #!/usr/bin/env bash
 # Build the vagrant-lxc box for the lab from Debian packages (no Vagrant Cloud here).
-# Usage: lab/build-box.sh OUTPUT.box
+# Usage: lab/build-box.sh CODENAME OUTPUT.box    (CODENAME: bookworm or trixie)
 # The mirror is read from this host's apt sources at run time; it is never written
 # into the repository.
 set -euo pipefail
-out=$(realpath -m "$1")
+if [ $# -ne 2 ]; then
+  echo "usage: $0 CODENAME OUTPUT.box   (CODENAME: bookworm or trixie)" >&2
+  exit 2
+fi
+# Only the releases mailstack supports: another codename is a typo, not a new box.
+case "$1" in
+  bookworm|trixie) release=$1 ;;
+  *) echo "$0: unsupported Debian release '$1' (bookworm or trixie)" >&2; exit 2 ;;
+esac
+out=$(realpath -m "$2")
 here=$(cd "$(dirname "$0")" && pwd)
 work=$(mktemp -d /var/tmp/mailstack-box.XXXXXX)
 trap 'rm -rf "$work"' EXIT
@@ -27,8 +36,8 @@ mmdebstrap --variant=apt --include="$packages" \
   --customize-hook='printf "# set by the deploy (base role)\n" > "$1/etc/resolv.conf"' \
   --customize-hook='echo "en_US.UTF-8 UTF-8" > "$1/etc/locale.gen" && chroot "$1" locale-gen' \
   --customize-hook='rm -f "$1/etc/hostname" "$1/etc/machine-id" && touch "$1/etc/machine-id"' \
-  --customize-hook="printf 'deb %s bookworm main\ndeb %s bookworm-updates main\ndeb %s bookworm-security main\n' '$mirror' '$mirror' '$security' > \"\$1/etc/apt/sources.list\"" \
-  bookworm "$work/rootfs" "$mirror"
+  --customize-hook="printf 'deb %s $release main\ndeb %s $release-updates main\ndeb %s $release-security main\n' '$mirror' '$mirror' '$security' > \"\$1/etc/apt/sources.list\"" \
+  "$release" "$work/rootfs" "$mirror"
 
 tar --xattrs --xattrs-include='*' --numeric-owner -C "$work" -czf "$work/rootfs.tar.gz" ./rootfs
 rm -rf "$work/rootfs"

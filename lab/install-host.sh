@@ -4,8 +4,9 @@ set -euo pipefail
 # chromium + chromium-driver: the webmail scenarios drive a real browser; certutil
 # (libnss3-tools) gives it the lab CA.
 # restic + borgbackup: the operator prunes in the scenario of backup.prune_from: operator.
+# p7zip-full: the offboarding scenario opens the client's export as the client would.
 packages=(vagrant vagrant-lxc lxc mmdebstrap apt-cacher-ng python3-venv openssh-client iproute2
-          chromium chromium-driver libnss3-tools restic borgbackup)
+          chromium chromium-driver libnss3-tools restic borgbackup p7zip-full)
 missing=()
 for p in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

@@ -1,36 +1,31 @@
-"""mailstack command line.
+"""mailstack command line: `mailstack --help`, and `mailstack COMMAND --help` for each
+command (also `python -m mailstack ...`).
 
-    python -m mailstack hash-password          read a password, print its hash for the data file
-    python -m mailstack check FILE.yml         validate a mail system's data file
-    python -m mailstack records FILE.yml       the DNS records, as a zone-file snippet to paste
-                                               (DKIM and TLSA need the hosts: use publish)
-    python -m mailstack publish INVENTORY.py   publish every record by RFC 2136 (dns.publish)
-    python -m mailstack rotate-dkim INVENTORY.py DOMAIN [OVERLAP]
-                                               new DKIM key: publish it, sign with it once it
-                                               resolves, retire the old one after OVERLAP (7d)
-    python -m mailstack queue INVENTORY.py [--flush]
-                                               what each backup MX holds, per domain; --flush
-                                               sends it to the primary now
-    python -m mailstack backup-status INVENTORY.py
-                                               each host's last backup; exit 1 if one failed
-    python -m mailstack backup-prune INVENTORY.py [--check]
-                                               with backup.prune_from: operator, verify and
-                                               prune (or check) every repository from here
-    python -m mailstack restore-mailbox INVENTORY.py ADDRESS [--as-of TIME]
-                                               bring back a mailbox's mail and folders as of
-                                               TIME (ISO 8601), keeping mail that came since
-    python -m mailstack restore-host INVENTORY.py FQDN [--snapshot ID]
-                                               put a host's saved state back (after a deploy
-                                               to its replacement); see README
+Exit codes: 0 done (all well); 1 something needs attention or failed (a backup
+failed, invalid data, a change refused, a host step failed); 2 usage error (unknown
+command or option, a missing argument).
+
+Commands that act on hosts take the system's inventory (inventory/<system>.py);
+deploy takes any number of them, or directories of them;
+check, records, mailbox and alias take the data file (inventory/<system>/mail.yml;
+mailbox and alias also take the inventory, and find the data beside it).
 """
-import getpass
+import argparse
+import json
+import os
 import runpy
 import shlex
 import subprocess
 import sys
 
+from . import lifecycle, offboarding
+from .deploy_many import deploy as deploy_systems
 from .model import DataError, load_system
 from .host.password import hash_password
+from .host.upgrade import RESUME, UPGRADING
+from .yaml_text import Unsupported
+
+EXIT_CODES = """exit codes: 0 done, 1 something needs attention or failed, 2 usage error"""
 
 
 def load(path):
@@ -123,79 +118,311 @@ def backup_prune(inventory, check=False):
     sys.exit(1 if failed else 0)
 
 
-def main(argv):
-    command, args = (argv[0], argv[1:]) if argv else (None, [])
-    if command == "hash-password" and not args:
-        if sys.stdin.isatty():
-            password = getpass.getpass("Password: ")
-            if password != getpass.getpass("Again: "):
-                sys.exit("mailstack: the two passwords differ")
-        else:
-            password = sys.stdin.readline().rstrip("\n")
-        if not password:
-            sys.exit("mailstack: empty password")
-        print(hash_password(password))
-    elif command == "check" and len(args) == 1:
-        system = load(args[0])
-        print(f"{args[0]}: ok ({len(system.domains)} domains, {len(system.mailboxes)} mailboxes, "
-              f"{len(system.aliases)} aliases)")
-    elif command == "records" and len(args) == 1:
-        from .dns import snippet, zone_records
-        print(snippet(zone_records(load(args[0]))), end="")
-    elif command == "publish" and len(args) == 1:
-        publish_system(args[0])
-    elif command == "rotate-dkim" and len(args) in (2, 3):
-        from .model import parse_duration
-        system, _ = inventory_system(args[0])
-        try:
-            overlap = parse_duration(args[2] if len(args) == 3 else "7d", "OVERLAP")
-        except DataError as e:
-            sys.exit(f"mailstack: {e}")
-        rotate_dkim(args[0], system, args[1], overlap)
-    elif command == "queue" and args[1:] in ([], ["--flush"]):
-        from .facts import run_on
-        from .queue import FLUSH_COMMAND, QUEUE_COMMAND, per_domain, report
-        system, _ = inventory_system(args[0])
-        if not system.hosts_with("backup_mx"):
-            sys.exit("mailstack: this mail system has no backup MX")
-        command = FLUSH_COMMAND if args[1:] else QUEUE_COMMAND
-        print(report({h: per_domain(out) for h, out in run_on(args[0], "backup_mx", command).items()}))
-    elif command == "backup-status" and len(args) == 1:
-        from .backup import STATUS_COMMAND, VERIFICATION_COMMAND, clients, report
-        from .facts import run_on
-        system, _ = inventory_system(args[0])
-        statuses = {}
-        for h in clients(system):
-            statuses.update(run_on(args[0], h.fqdn, STATUS_COMMAND))
-        try:
-            verification = run_on(args[0], "backup", VERIFICATION_COMMAND)
-        except subprocess.CalledProcessError:
-            # A backup host that does not answer: its clients' failed runs say so.
-            verification = {}
-        text, ok = report(statuses, verification)
-        print(text)
-        sys.exit(0 if ok else 1)
-    elif command == "backup-prune" and args[1:] in ([], ["--check"]):
-        backup_prune(args[0], check=bool(args[1:]))
-    elif command == "restore-mailbox" and len(args) in (2, 4) and args[2:3] in ([], ["--as-of"]):
-        from .facts import run_here
-        system, _ = inventory_system(args[0])
-        if args[1] not in {m.address for m in system.mailboxes}:
-            sys.exit(f"mailstack: {args[1]} is not a mailbox of {system.name}")
-        as_of = f" --as-of {shlex.quote(args[3])}" if len(args) == 4 else ""
-        sys.exit(0 if run_here(args[0], system.primary_mx.fqdn,
-                               f"mailstack-backup restore-mailbox {shlex.quote(args[1])}{as_of}") else 1)
-    elif command == "restore-host" and len(args) in (2, 4) and args[2:3] in ([], ["--snapshot"]):
-        from .backup import clients
-        from .facts import run_here
-        system, _ = inventory_system(args[0])
-        if args[1] not in {h.fqdn for h in clients(system)}:
-            sys.exit(f"mailstack: {args[1]} is not a backed-up host of {system.name}")
-        snapshot = f" --snapshot {shlex.quote(args[3])}" if len(args) == 4 else ""
-        sys.exit(0 if run_here(args[0], args[1], f"mailstack-backup restore-host{snapshot}") else 1)
+def upgrade_host(inventory, fqdn):
+    """Debian 12 -> 13 on one host, nothing lost: this version's deploy first (it
+    installs mailstack-upgrade), a backup that must succeed, the host's own package
+    step, the deploy again (now rendering for Debian 13), services back, and the mail
+    the backup MX held while the host was away sent on."""
+    from pathlib import Path
+    from .backup import clients
+    from .facts import PYINFRA, run_here
+    system, _ = inventory_system(inventory)
+    if fqdn not in {h.fqdn for h in system.hosts}:
+        sys.exit(f"mailstack: {fqdn} is not a host of {system.name}")
+    root = Path(__file__).resolve().parent.parent
+
+    def deploy(why, env=None):
+        print(f"mailstack: upgrade {fqdn}: deploy ({why})", flush=True)
+        if subprocess.run([str(PYINFRA), "-y", "--limit", fqdn, str(Path(inventory).resolve()),
+                           "deploy.py"], cwd=root, capture_output=True, text=True,
+                          env={**os.environ, **(env or {})}).returncode != 0:
+            sys.exit(f"mailstack: upgrade {fqdn}: the deploy failed; see README, 'Upgrading to Debian 13'")
+
+    def step(command, why):
+        print(f"mailstack: upgrade {fqdn}: {why}", flush=True)
+        if not run_here(inventory, fqdn, command):
+            sys.exit(f"mailstack: upgrade {fqdn}: {why} failed; see README, 'Upgrading to Debian 13'")
+
+    # Run again after a stop halfway (power, network): the package step had begun
+    # (mailstack-upgrade's policy-rc.d is in place), so it goes on from there; a deploy
+    # now would render for whichever half of the packages is installed.
+    if run_here(inventory, fqdn, "grep -qs mailstack-upgrade /usr/sbin/policy-rc.d"):
+        print(f"mailstack: upgrade {fqdn}: resuming at the package step", flush=True)
+        # Packages the stop left half in place first, with dpkg and apt alone: Python
+        # itself (mailstack-upgrade's interpreter) may be one of them.
+        step(f"sh -c {shlex.quote(RESUME)}", "packages left half in place")
     else:
-        sys.exit(__doc__)
+        deploy("this version of mailstack first")
+        if fqdn in {h.fqdn for h in clients(system)}:
+            step("systemctl start mailstack-backup.service", "a backup before anything changes")
+    step("mailstack-upgrade prepare", "Debian 13's packages (mail waits at the backup MX)")
+    deploy("configuration for Debian 13", {UPGRADING: fqdn})
+    step("mailstack-upgrade finish", "services back")
+    if system.hosts_with("backup_mx") and fqdn not in {h.fqdn for h in system.hosts_with("backup_mx")}:
+        # What the backup MX held for this host's domains meanwhile goes on now.
+        from .facts import run_on
+        for mx, held in run_on(inventory, "backup_mx", "postqueue -j | wc -l && postqueue -f").items():
+            print(f"mailstack: upgrade {fqdn}: the backup MX {mx} held {held} message(s); "
+                  "sent on now", flush=True)
+    # Debian 12's systemd (PID 1) runs until the machine starts again, beside Debian 13's
+    # pam_systemd: each SSH login's user manager fails ("Invalid session class manager").
+    print(f"mailstack: upgrade {fqdn}: done; restart the machine when convenient "
+          "(Debian 12's systemd runs until then)")
+
+
+def migrate(inventory, source, map_file, as_json=False):
+    """Copy mailboxes from an old provider on the primary (mailstack/migrate.py)."""
+    from .migrate import migrate as run
+    system, _ = inventory_system(inventory)
+    sys.exit(run(inventory, system, source, map_file, as_json))
+
+
+def hash_password_command():
+    print(hash_password(lifecycle.read_password()))
+
+
+def check(file):
+    system = load(file)
+    print(f"{file}: ok ({len(system.domains)} domains, {len(system.mailboxes)} mailboxes, "
+          f"{len(system.aliases)} aliases)")
+
+
+def records(file):
+    from .dns import snippet, zone_records
+    print(snippet(zone_records(load(file))), end="")
+
+
+def rotate(inventory, domain, overlap):
+    from .model import parse_duration
+    system, _ = inventory_system(inventory)
+    try:
+        seconds = parse_duration(overlap, "OVERLAP")
+    except DataError as e:
+        sys.exit(f"mailstack: {e}")
+    rotate_dkim(inventory, system, domain, seconds)
+
+
+def queue(inventory, flush=False, as_json=False):
+    from .facts import run_on
+    from .queue import FLUSH_COMMAND, QUEUE_COMMAND, per_domain, report
+    system, _ = inventory_system(inventory)
+    if not system.hosts_with("backup_mx"):
+        sys.exit("mailstack: this mail system has no backup MX")
+    command = FLUSH_COMMAND if flush else QUEUE_COMMAND
+    held = {h: per_domain(out) for h, out in run_on(inventory, "backup_mx", command).items()}
+    print(json.dumps(held, indent=2, sort_keys=True) if as_json else report(held))
+
+
+def backup_status(inventory, as_json=False):
+    from .backup import STATUS_COMMAND, VERIFICATION_COMMAND, clients, report, statuses
+    from .facts import run_on
+    system, _ = inventory_system(inventory)
+    outputs = {}
+    for h in clients(system):
+        outputs.update(run_on(inventory, h.fqdn, STATUS_COMMAND))
+    try:
+        verification = run_on(inventory, "backup", VERIFICATION_COMMAND)
+    except subprocess.CalledProcessError:
+        # A backup host that does not answer: its clients' failed runs say so.
+        verification = {}
+    text, ok = report(outputs, verification)
+    if as_json:
+        text = json.dumps({"ok": ok, "hosts": statuses(outputs, verification)}, indent=2)
+    print(text)
+    sys.exit(0 if ok else 1)
+
+
+def restore_mailbox(inventory, address, as_of=None):
+    from .facts import run_here
+    system, _ = inventory_system(inventory)
+    if address not in {m.address for m in system.mailboxes}:
+        sys.exit(f"mailstack: {address} is not a mailbox of {system.name}")
+    option = f" --as-of {shlex.quote(as_of)}" if as_of is not None else ""
+    sys.exit(0 if run_here(inventory, system.primary_mx.fqdn,
+                           f"mailstack-backup restore-mailbox {shlex.quote(address)}{option}") else 1)
+
+
+def restore_host(inventory, fqdn, snapshot=None):
+    from .backup import clients
+    from .facts import run_here
+    system, _ = inventory_system(inventory)
+    if fqdn not in {h.fqdn for h in clients(system)}:
+        sys.exit(f"mailstack: {fqdn} is not a backed-up host of {system.name}")
+    option = f" --snapshot {shlex.quote(snapshot)}" if snapshot is not None else ""
+    sys.exit(0 if run_here(inventory, fqdn, f"mailstack-backup restore-host{option}") else 1)
+
+
+def protocol_list(value):
+    """--protocols imap,pop3 -> ["imap", "pop3"] (the model checks the names)."""
+    return [p.strip() for p in value.split(",")]
+
+
+def positive(value):
+    """--parallel 4 -> 4; 0, -1 or four: a usage error."""
+    if not value.isdigit() or int(value) < 1:
+        raise argparse.ArgumentTypeError(f"'{value}' is not a whole number of at least 1")
+    return int(value)
+
+
+def parser():
+    """The command line; built at each call, so a test may replace an action."""
+    top = argparse.ArgumentParser(
+        prog="mailstack", allow_abbrev=False, epilog=EXIT_CODES,
+        description="Deploy and run a self-hosted mail system described in one YAML file.")
+    commands = top.add_subparsers(title="commands", metavar="COMMAND", required=True)
+
+    def command(name, action, summary, group=commands):
+        c = group.add_parser(name, help=summary, description=summary, epilog=EXIT_CODES,
+                             allow_abbrev=False)
+        if action:
+            c.set_defaults(action=action)
+        return c
+
+    def inventory(c):
+        c.add_argument("inventory", metavar="INVENTORY", help="the system's inventory, inventory/<system>.py")
+
+    def data(c):
+        c.add_argument("target", metavar="DATA", help="the data file, inventory/<system>/mail.yml "
+                                                      "(or the inventory beside it)")
+
+    def deploy(c):
+        c.add_argument("--deploy", action="store_true",
+                       help="deploy after the change (needs the inventory: given, or beside the data)")
+        c.add_argument("--inventory", metavar="INVENTORY",
+                       help="the inventory to deploy, if not the one beside the data")
+
+    def as_json(c):
+        c.add_argument("--json", dest="as_json", action="store_true", help="JSON output, for scripts")
+
+    command("hash-password", hash_password_command,
+            "read a password (stdin, or typed twice), print its hash for the data file")
+    c = command("deploy", deploy_systems, "deploy mail systems side by side (each checked first), "
+                                          "then one summary; exit 1 if one failed")
+    c.add_argument("paths", metavar="PATH", nargs="+",
+                   help="an inventory, inventory/<system>.py, or a directory: each <system>.py "
+                        "in it with <system>/mail.yml beside it")
+    c.add_argument("--parallel", type=positive, default=4, metavar="N",
+                   help="systems deployed at once (default 4)")
+    as_json(c)
+    c = command("check", check, "validate a mail system's data file")
+    c.add_argument("file", metavar="FILE.yml")
+    c = command("records", records, "the DNS records, as a zone-file snippet to paste "
+                                     "(DKIM and TLSA need the hosts: use publish)")
+    c.add_argument("file", metavar="FILE.yml")
+    inventory(command("publish", publish_system, "publish every record by RFC 2136 (dns.publish)"))
+    c = command("rotate-dkim", rotate, "new DKIM key: publish it, sign with it once it resolves, "
+                                       "retire the old one after OVERLAP")
+    inventory(c)
+    c.add_argument("domain", metavar="DOMAIN")
+    c.add_argument("overlap", metavar="OVERLAP", nargs="?", default="7d",
+                   help="how long the old key stays (default 7d)")
+    c = command("queue", queue, "what each backup MX holds, per domain")
+    inventory(c)
+    c.add_argument("--flush", action="store_true", help="send it to the primary now")
+    as_json(c)
+    c = command("backup-status", backup_status, "each host's last backup; exit 1 if one failed")
+    inventory(c)
+    as_json(c)
+    c = command("backup-prune", backup_prune, "with backup.prune_from: operator, verify and prune "
+                                              "every repository from here")
+    inventory(c)
+    c.add_argument("--check", action="store_true", help="check the repositories instead of pruning")
+    c = command("restore-mailbox", restore_mailbox, "bring back a mailbox's mail and folders as of "
+                                                    "a time, keeping mail that came since")
+    inventory(c)
+    c.add_argument("address", metavar="ADDRESS")
+    c.add_argument("--as-of", dest="as_of", metavar="TIME", help="ISO 8601 (default: the last backup)")
+    c = command("restore-host", restore_host, "put a host's saved state back (after a deploy to "
+                                              "its replacement); see README")
+    inventory(c)
+    c.add_argument("fqdn", metavar="FQDN")
+    c.add_argument("--snapshot", metavar="ID", help="default: the latest")
+    c = command("migrate", migrate, "copy mailboxes from an old provider's IMAP server (again: "
+                                     "only what is new); prints old vs new per folder")
+    inventory(c)
+    c.add_argument("--from", dest="source", metavar="imaps://HOST[:PORT]", required=True,
+                   help="the old provider's IMAP server (TLS, verified)")
+    c.add_argument("--map", dest="map_file", metavar="FILE", required=True,
+                   help="YAML: credentials (a file only you can read) and mailboxes "
+                        "(old login -> new address); see README")
+    as_json(c)
+    c = command("upgrade", upgrade_host, "move a host from Debian 12 to 13 in place: backup, "
+                                         "packages, deploy, services; see README")
+    inventory(c)
+    c.add_argument("fqdn", metavar="FQDN")
+
+    mailbox = command("mailbox", None, "add, remove, list, offboard, restore mailboxes, set a password "
+                                       "(edits the data file)")
+    mailboxes = mailbox.add_subparsers(title="mailbox commands", metavar="COMMAND", required=True)
+    c = command("add", lifecycle.mailbox_add, "a new mailbox: its password from stdin or typed "
+                                              "twice (stored as a hash); prints its client settings",
+                mailboxes)
+    data(c)
+    c.add_argument("address", metavar="ADDRESS")
+    c.add_argument("--quota", metavar="SIZE", help="e.g. 10G (default: its domain's)")
+    c.add_argument("--protocols", type=protocol_list, metavar="LIST",
+                   help="imap, pop3 or imap,pop3 (default: its domain's)")
+    c.add_argument("--name", metavar="NAME", help="the person's name")
+    deploy(c)
+    c.add_argument("--welcome", action="store_true",
+                   help="after --deploy, mail the person their settings (from the postmaster)")
+    c = command("remove", lifecycle.mailbox_remove, "remove a mailbox from the data (its mail stays "
+                                                    "on the primary)", mailboxes)
+    data(c)
+    c.add_argument("address", metavar="ADDRESS")
+    deploy(c)
+    c = command("passwd", lifecycle.mailbox_passwd, "a new password for a mailbox (stdin, or typed "
+                                                    "twice)", mailboxes)
+    data(c)
+    c.add_argument("address", metavar="ADDRESS")
+    deploy(c)
+    c = command("list", lifecycle.mailbox_list, "every mailbox, its quota and protocols", mailboxes)
+    data(c)
+    as_json(c)
+    c = command("offboard", offboarding.mailbox_offboard,
+                "a person leaves: archive their mail (a backup snapshot, and a 7z export with a "
+                "passphrase for the client), then make the address an alias, a forward or nothing; "
+                "the mail is kept on the primary for offboarding.keep", mailboxes)
+    data(c)
+    c.add_argument("address", metavar="ADDRESS")
+    then = c.add_mutually_exclusive_group(required=True)
+    then.add_argument("--alias-to", dest="alias_to", metavar="ADDRESS",
+                      help="mail to it goes on to this address of the system (a colleague)")
+    then.add_argument("--forward-to", dest="forward_to", metavar="ADDRESS",
+                      help="mail to it goes on to this address elsewhere")
+    then.add_argument("--remove", action="store_true", help="the address receives no more mail")
+    c.add_argument("--export-dir", dest="export_dir", metavar="DIR",
+                   help="where the export goes (default: secrets/<system>/offboarded/)")
+    deploy(c)
+    c = command("restore", offboarding.mailbox_restore,
+                "an offboarded mailbox back, with its mail and its password as they were (before "
+                "its keep time ends)", mailboxes)
+    data(c)
+    c.add_argument("address", metavar="ADDRESS")
+    deploy(c)
+
+    alias = command("alias", None, "add or remove aliases (edits the data file)")
+    aliases = alias.add_subparsers(title="alias commands", metavar="COMMAND", required=True)
+    c = command("add", lifecycle.alias_add, "a new alias, or more targets for an existing one", aliases)
+    data(c)
+    c.add_argument("source", metavar="SOURCE")
+    c.add_argument("targets", metavar="TARGET", nargs="+")
+    deploy(c)
+    c = command("remove", lifecycle.alias_remove, "remove an alias", aliases)
+    data(c)
+    c.add_argument("source", metavar="SOURCE")
+    deploy(c)
+    return top
+
+
+def main(argv=None):
+    args = vars(parser().parse_args(argv))
+    action = args.pop("action")
+    try:
+        action(**args)
+    except Unsupported as e:
+        sys.exit(f"mailstack: {e}")
 
 
 if __name__ == "__main__":
-    main(sys.argv[1:])
+    main()

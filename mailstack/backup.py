@@ -50,14 +50,17 @@ def paths(host: Host) -> list[str]:
     return list(dict.fromkeys(COMMON + [p for r in host.roles for p in BY_ROLE.get(r, [])]))
 
 
-def settings(system: MailSystem, host: Host) -> dict:
-    """The client's settings.json (mailstack-backup, mailstack/host/backup.py)."""
+def settings(system: MailSystem, host: Host, php_fpm: str = "php8.4-fpm") -> dict:
+    """The client's settings.json (mailstack-backup, mailstack/host/backup.py);
+    php_fpm: the host's PHP unit (its Debian release's)."""
     b = system.backup
     by_fqdn = {h.fqdn: h for h in system.hosts}
     return {
         "tool": b.tool,
         "host": host.fqdn,
         "paths": paths(host),
+        # Stopped while a restore puts the host's state back, started again in this order.
+        "services": ["redis-server", "rspamd", "dovecot", "postfix", php_fpm, "nginx", "knot"],
         "dumps": DUMPS,
         "postmaster": system.postmaster,
         "roundcube_database": system.webmail.database if "primary_mx" in host.roles else None,
@@ -70,25 +73,34 @@ def settings(system: MailSystem, host: Host) -> dict:
     }
 
 
-def report(outputs: dict, verification: dict | None = None) -> tuple[str, bool]:
-    """(table, all well) from each host's STATUS_COMMAND output and each backup
-    host's VERIFICATION_COMMAND output. A host is not well when its last run failed,
-    it never completed a backup, or a backup host found its repository tampered with."""
-    lines, ok = [f"{'host':24} {'tool':7} {'last success':26} {'next run':30} problem"], True
+def statuses(outputs: dict, verification: dict | None = None) -> list[dict]:
+    """One row per host (host, tool, last_success, next_run, problem: "" when well)
+    from each host's STATUS_COMMAND output and each backup host's
+    VERIFICATION_COMMAND output. A host is not well when its last run failed, it
+    never completed a backup, or a backup host found its repository tampered with."""
     refused = {}
     for backup_host, out in sorted((verification or {}).items()):
         for client, found in json.loads(out or "{}").items():
             if found.get("problem"):
                 refused.setdefault(client, []).append(f"{backup_host} refused to prune: {found['problem']}")
+    rows = []
     for fqdn, out in sorted(outputs.items()):
         text, _, next_run = out.rpartition("\n") if "\n" in out else (out, "", "")
         status = json.loads(text or "{}")
         problems = [status.get("last_error") or ("" if status.get("last_success") else "no backup yet")]
-        problem = "; ".join(p for p in problems + refused.get(fqdn, []) if p)
-        ok = ok and not problem
-        lines.append(f"{fqdn:24} {status.get('tool', '-'):7} {status.get('last_success', 'never'):26} "
-                     f"{next_run.strip() or '-':30} {problem or 'ok'}")
-    return "\n".join(lines), ok
+        rows.append({"host": fqdn, "tool": status.get("tool"), "last_success": status.get("last_success"),
+                     "next_run": next_run.strip() or None,
+                     "problem": "; ".join(p for p in problems + refused.get(fqdn, []) if p)})
+    return rows
+
+
+def report(outputs: dict, verification: dict | None = None) -> tuple[str, bool]:
+    """(table, all well): statuses() for a person."""
+    rows = statuses(outputs, verification)
+    lines = [f"{'host':24} {'tool':7} {'last success':26} {'next run':30} problem"]
+    lines += [f"{r['host']:24} {r['tool'] or '-':7} {r['last_success'] or 'never':26} "
+              f"{r['next_run'] or '-':30} {r['problem'] or 'ok'}" for r in rows]
+    return "\n".join(lines), not any(r["problem"] for r in rows)
 
 
 def ssh_to(data: dict, fqdn: str) -> tuple[list[str], str, bool]:
@@ -108,14 +120,19 @@ def ssh_to(data: dict, fqdn: str) -> tuple[list[str], str, bool]:
     return argv, f"{user}@{address}" if user else address, user in (None, "root")
 
 
+def host_data(groups: dict) -> dict:
+    """{host: its inventory data} from an inventory's groups (runpy.run_path)."""
+    return {name: d for hosts in groups.values() if isinstance(hosts, list)
+            for name, d in hosts if isinstance(d, dict)}
+
+
 def operator_repositories(system: MailSystem, groups: dict, secrets_dir) -> dict:
     """{backup host: [(client, tool)]}: every repository on every backup host, reached
     from the operator's machine with full access (backup.prune_from: operator). The
     tool runs here with the passphrase from secrets/; the backup host only serves
     the repository's files, as the client's account."""
     from .host.backup_tools import TOOLS, Repository
-    data = {name: d for hosts in groups.values() if isinstance(hosts, list)
-            for name, d in hosts if isinstance(d, dict)}
+    data = host_data(groups)
     by_target = {}
     for target in system.backup.targets:
         ssh, login, root = ssh_to(data.get(target, {}), target)

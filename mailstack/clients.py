@@ -8,6 +8,8 @@ ADDRESS standing for the address the client asked about.
 """
 import plistlib
 import uuid
+from email.message import EmailMessage
+from email.utils import formataddr, formatdate, make_msgid
 from xml.sax.saxutils import escape
 
 from .model import MailSystem
@@ -101,3 +103,40 @@ def client_settings(system: MailSystem) -> dict:
         protocols = {p for m in system.mailboxes if m.domain == d.name for p in m.protocols} or {"imap"}
         out["domains"][d.name] = documents(ADDRESS, d.name, server, protocols)
     return out
+
+
+def settings_text(system: MailSystem, address: str) -> str:
+    """What a new user (or the operator setting up their device) needs, as text:
+    the same servers and ports the documents above offer this mailbox."""
+    m = next(m for m in system.mailboxes if m.address == address)
+    server, domain = system.primary_mx.fqdn, m.domain
+    lines = [f"Mail settings for {address}:", f"  user name   {address} (and its password)"]
+    lines += [f"  {INCOMING[p][0]:11} {server}, port {INCOMING[p][1]}, TLS"
+              for p in ("imap", "pop3") if p in m.protocols]
+    lines += [f"  SMTP        {server}, port 465, TLS (or 587, STARTTLS)",
+              f"  webmail     https://webmail.{domain}/",
+              f"  Thunderbird finds these itself (https://autoconfig.{domain}/mail/config-v1.1.xml)",
+              f"  Apple       https://autoconfig.{domain}/mailstack.mobileconfig?emailaddress={address}"]
+    return "\n".join(lines)
+
+
+def welcome_message(system: MailSystem, address: str) -> EmailMessage:
+    """The mail a new person finds first: their settings, from the postmaster (never
+    the password: they have that from whoever gave it to them)."""
+    m = next(m for m in system.mailboxes if m.address == address)
+    message = EmailMessage()
+    message["From"] = formataddr((f"Postmaster of {m.domain}", system.postmaster))
+    message["To"] = formataddr((m.name or "", address))
+    message["Subject"] = f"Welcome: your mailbox {address}"
+    message["Date"] = formatdate(localtime=False)
+    message["Message-ID"] = make_msgid("welcome", domain=m.domain)
+    message["Auto-Submitted"] = "auto-generated"        # RFC 3834: no vacation reply to it
+    message.set_content(
+        f"Hello{' ' + m.name if m.name else ''},\n\n"
+        f"your mailbox {address} is ready. Sign in with this address and the password\n"
+        "you were given; change it in webmail (Settings, Password) whenever you like.\n\n"
+        f"{settings_text(system, address)}\n\n"
+        "Most mail apps set themselves up from the address alone (Thunderbird, Outlook;\n"
+        "on an iPhone or a Mac open the Apple link above on the device).\n\n"
+        f"Questions: write to {system.postmaster}.\n")
+    return message

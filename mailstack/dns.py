@@ -78,9 +78,17 @@ def mail_domain_records(system: MailSystem, domain: str, facts) -> list[tuple[st
     return records
 
 
+def own_extra_zones(system: MailSystem, extra_zones):
+    """The extra zones, less those the system now hosts as mail domains: a domain
+    that was someone else's (a client at their old provider, in the lab) is the
+    system's own zone from the moment its data names it."""
+    mail = {d.name for d in system.domains}
+    return {z: spec for z, spec in (extra_zones or {}).items() if z not in mail}
+
+
 def zone_names(system: MailSystem, extra_zones=None) -> list[str]:
     """Every zone the system's DNS serves: the mail domains and any extra zones."""
-    return sorted({d.name for d in system.domains} | set(extra_zones or {}))
+    return sorted({d.name for d in system.domains} | set(own_extra_zones(system, extra_zones)))
 
 
 def web_names(system: MailSystem, *sites) -> list[str]:
@@ -90,10 +98,11 @@ def web_names(system: MailSystem, *sites) -> list[str]:
 
 
 def zone_records(system: MailSystem, extra_zones=None, facts=None) -> dict[str, list[Record]]:
-    """Records for every mail domain (and extra zones: {zone: {mx, hosts, txt, ptr}}),
-    grouped by zone. Host A/AAAA and TLSA records land in the zone holding the
-    host's name."""
+    """Records for every mail domain (and extra zones: {zone: {mx, hosts, cname, txt,
+    ptr}}), grouped by zone. Host A/AAAA and TLSA records land in the zone holding
+    the host's name."""
     facts = facts or {}
+    extra_zones = own_extra_zones(system, extra_zones)
     ttl = system.dns.ttl
     zones = {d.name: [] for d in system.domains}
     zones.update({z: [] for z in (extra_zones or {})})
@@ -108,6 +117,8 @@ def zone_records(system: MailSystem, extra_zones=None, facts=None) -> dict[str, 
             zones[z].append(Record(_fqdn(z), "MX", f"10 {_fqdn(spec['mx'])}", ttl))
         zones[z] += [Record(_fqdn(name), "TXT", txt(value), ttl)
                      for name, value in spec.get("txt", {}).items()]
+        zones[z] += [Record(_fqdn(name), "CNAME", _fqdn(target), ttl)
+                     for name, target in spec.get("cname", {}).items()]
         zones[z] += [Record(ipaddress.ip_address(a).reverse_pointer + ".", "PTR", _fqdn(name), ttl)
                      for a, name in spec.get("ptr", {}).items()]
         addresses.update(spec.get("hosts", {}))

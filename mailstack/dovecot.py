@@ -1,4 +1,7 @@
 """Dovecot user, password and retention files derived from the model (pure logic)."""
+import json
+
+from .host.offboarded import aside_of, home_of
 from .host.password import current_hash
 from .model import MailSystem
 
@@ -15,10 +18,13 @@ def passwd_file(system: MailSystem, service: str, changes=None) -> str:
                    for m in allowed)
 
 
-def users_file(system: MailSystem) -> str:
+def users_file(system: MailSystem, dovecot: str = "2.4") -> str:
+    """Each mailbox's home and quota, for the Dovecot version the host runs (2.4
+    renamed the quota field)."""
+    quota = "userdb_quota_storage_size={}B" if dovecot == "2.4" else "userdb_quota_rule=*:storage={}B"
     return "".join(
-        f"{m.address}::{VMAIL_UID}:{VMAIL_UID}::/var/vmail/{m.domain}/{m.localpart}::"
-        f"userdb_quota_rule=*:storage={m.quota}B\n"
+        f"{m.address}::{VMAIL_UID}:{VMAIL_UID}::{home_of(m.address)}::"
+        + quota.format(m.quota) + "\n"
         for m in system.mailboxes)
 
 
@@ -28,3 +34,15 @@ def retention_file(system: MailSystem) -> str:
     return "".join(
         f"{m.address} {r.pop3_deleted} {r.expunged} {r.trash} {r.junk}\n"
         for m in system.mailboxes for r in [m.retention])
+
+
+def offboarded_settings(system: MailSystem) -> str:
+    """mailstack-offboarded's settings (mailstack/host/offboarded.py): where each
+    offboarded mailbox's mail waits and until when, and where each mailbox's home
+    is (a restored one comes back there)."""
+    return json.dumps({
+        "offboarded": [{"address": o.address, "home": home_of(o.address), "aside": aside_of(o.address),
+                        "keep_until": o.keep_until.isoformat()} for o in system.offboarded],
+        "mailboxes": [{"address": m.address, "home": home_of(m.address), "aside": aside_of(m.address)}
+                      for m in system.mailboxes],
+    }, indent=1, sort_keys=True) + "\n"

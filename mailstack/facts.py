@@ -33,6 +33,10 @@ def run_here(inventory, limit, command):
         m = re.match(r"\[([^\]]+)\]\s+(\S.*)", line)
         if m and m.group(2) not in ("Success", "Error") and not m.group(2).startswith("Error:"):
             print(f"{m.group(1)}: {m.group(2)}")
+    if result.returncode != 0:
+        # What the command and pyinfra said (the command's errors reach pyinfra's
+        # stderr: dpkg names the package whose script failed lines before apt's last word).
+        print("\n".join(f"  pyinfra: {line}" for line in result.stderr.strip().splitlines()[-40:]))
     return result.returncode == 0
 
 

@@ -7,7 +7,7 @@ import sys
 from pathlib import Path
 
 from . import backup
-from .model import DataError, load_system
+from .model import DataError, load_system, relay_password
 from .secrets import backup_environment, backup_secrets, tsig_key
 
 
@@ -36,9 +36,15 @@ def inventory(mail_yml, connection=None, extra_groups=None, **shared_data):
                 sys.exit(f"mailstack: invalid mail data: {mail_yml}: backup.repositories: "
                          f"'{r.environment}' (environment of '{r.name}') is not in "
                          f"secrets/{system.name}/backup/")
+    # The smarthost's password (checked by the model): read here, on the operator's
+    # machine, and given to the primary only, which sends through it.
+    relay = system.relay
+    password = relay_password(relay) if relay and relay.username else None
     groups = {}
     for h in system.hosts:
         data = {"mail": system, "fqdn": h.fqdn, "address": h.address, **shared_data}
+        if password and "primary_mx" in h.roles:
+            data["relay_password"] = password
         if h.fqdn in keys:
             data["backup_secret"] = {**keys[h.fqdn], "environments": environments}
         if "backup" in h.roles:

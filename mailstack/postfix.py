@@ -1,5 +1,5 @@
 """Postfix lookup tables derived from the model (pure logic, no I/O)."""
-from .model import MailSystem
+from .model import MailSystem, Relay
 
 
 def virtual_mailboxes(system: MailSystem) -> str:
@@ -45,3 +45,9 @@ def senders_by_login(system: MailSystem) -> str:
             by_login.setdefault(login, []).append(address)
     return "".join(f"{login} {' '.join(sorted(addresses))}\n"
                    for login, addresses in sorted(by_login.items()))
+
+
+def sasl_passwords(relay: Relay, password: str) -> str:
+    """smtp_sasl_password_maps: the smarthost's login, under the very name relayhost
+    gives it ([host]:port), so Postfix sends it there and nowhere else."""
+    return f"{relay.nexthop} {relay.username}:{password}\n"

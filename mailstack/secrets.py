@@ -82,3 +82,17 @@ def backup_environment(system, filename):
         return path.read_text()
     except OSError:
         return None
+
+
+def offboarded_dir(system):
+    """Where offboarding exports and their passphrases go (secrets/<system>/offboarded/)."""
+    d = _dir(system) / "offboarded"
+    d.mkdir(exist_ok=True, mode=0o700)
+    return d
+
+
+def write_secret(path, text):
+    """A new file only the operator reads (mode 600 from its first byte)."""
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with os.fdopen(fd, "w") as f:
+        f.write(text)

@@ -12,18 +12,41 @@ activate()   check the configuration, then (re)start or reload the daemon only i
              file it reads changed (self.restart_on_change)
 
 A service gives other services what they need as named values (tls.CERT,
-rspamd.MILTER), never as strings to take apart.
+rspamd.MILTER), never as strings to take apart. What differs between Debian releases
+comes from mailstack/releases.py (release()) and from release-named template variants.
 """
 from io import StringIO
 from pathlib import Path
 
 from pyinfra import host
+from pyinfra.facts.server import LinuxDistribution
 from pyinfra.operations import files, server, systemd
 from pyinfra.operations.util import any_changed
 
+from mailstack import releases
 from mailstack.host import PROGRAMS, launcher
 
 TEMPLATES = Path(__file__).resolve().parent.parent / "templates"
+
+
+def release():
+    """The Debian release the current host runs (from its /etc/os-release)."""
+    distro = host.get_fact(LinuxDistribution)
+    codename = (distro.get("release_meta") or {}).get("VERSION_CODENAME", "")
+    if distro.get("name") != "Debian":
+        codename = f"{distro.get('name')} {codename}".strip()
+    try:
+        return releases.named(codename)
+    except ValueError as error:
+        raise SystemExit(f"{host.name}: {error}") from None
+
+
+def template_source(service, path, codename):
+    """templates/<service><path>.j2, or its variant for one release beside it
+    (<path>.<codename>.j2) where that release needs a different file."""
+    base = TEMPLATES / service / path.lstrip("/")
+    variant = base.with_name(f"{base.name}.{codename}.j2")
+    return variant if variant.exists() else base.with_name(base.name + ".j2")
 
 
 class Service:
@@ -46,15 +69,18 @@ class Service:
     def activate(self):
         pass
 
-    def template(self, dest, mode="644", user="root", group="root", watch=True, **context):
-        """Render templates/<service><dest>.j2 (the template mirrors the target path).
+    def template(self, dest, mode="644", user="root", group="root", watch=True, src=None,
+                 **context):
+        """Render templates/<service><dest>.j2 (the template mirrors the target path;
+        `src` names another path where dest carries a version, e.g. PHP's).
         watch: a change restarts the service (activate)."""
+        this = release()
         op = files.template(
             name=f"{self.name}: {dest}",
-            src=str(TEMPLATES / self.name / (dest.lstrip("/") + ".j2")),
+            src=str(template_source(self.name, src or dest, this.codename)),
             dest=dest, mode=mode, user=user, group=group,
             jinja_env_kwargs={"trim_blocks": True, "lstrip_blocks": True},
-            mail=host.data.mail, **context)
+            mail=host.data.mail, release=this, **context)
         if watch:
             self.changed.append(op)
         return op

@@ -13,7 +13,7 @@ from pyinfra.operations import files
 
 from mailstack.backup import settings
 from mailstack.host.backup_tools import CLIENT_CONFIG, TOOLS
-from roles import Service
+from roles import Service, release
 
 
 class BackupClient(Service):
@@ -37,7 +37,7 @@ class BackupClient(Service):
         for name, content in secrets.items():
             self.put(f"{CLIENT_CONFIG}/{name}", content, mode="600", watch=False)
         self.put(f"{CLIENT_CONFIG}/settings.json",
-                 json.dumps(settings(mail, me), indent=1, sort_keys=True) + "\n", watch=False)
+                 json.dumps(settings(mail, me, release().php_fpm), indent=1, sort_keys=True) + "\n", watch=False)
         self.program("mailstack-backup")
         self.units("mailstack-backup.service", "mailstack-backup-failed.service",
                    "mailstack-backup.timer", start=["mailstack-backup.timer"])

@@ -44,6 +44,8 @@ class Base(Service):
         for path in [PACKAGE_ROOT / "__init__.py"] + sorted((PACKAGE_ROOT / "host").glob("*.py")):
             files.put(name=f"base: {path.name}", src=str(path), mode="644", create_remote_dir=True,
                       dest=f"{INSTALL}/{path.relative_to(PACKAGE_ROOT.parent)}")
+        # Moving to the next Debian release (python -m mailstack upgrade).
+        self.program("mailstack-upgrade")
 
     def activate(self):
         systemd.service(name="base: journald", service="systemd-journald", restarted=True,

@@ -1,22 +1,36 @@
 """Dovecot on the primary MX: Maildir storage, IMAP and POP3 per mailbox, LMTP
-delivery, quotas, Sieve/ManageSieve, retention and recovery of deleted mail, and
-password changes by the users themselves (mailstack-password)."""
+delivery, quotas, Sieve/ManageSieve, retention and recovery of deleted mail,
+password changes by the users themselves (mailstack-password), the mail of
+offboarded people kept aside until it is due (mailstack-offboarded), and mailboxes
+brought over from another provider (mailstack-migrate)."""
 from pyinfra import host
 from pyinfra.facts.server import Command
 from pyinfra.operations import files, server
 
-from mailstack.dovecot import QUOTA_STATUS_PORT, VMAIL_UID, passwd_file, retention_file, users_file
+from mailstack.dovecot import (QUOTA_STATUS_PORT, VMAIL_UID, offboarded_settings, passwd_file,
+                               retention_file, users_file)
+from mailstack.host.offboarded import SETTINGS as OFFBOARDED
 from mailstack.host.password import CHANGES, PASSWD, SERVICES, parse_changes
 # Roundcube's password changes (poppassd protocol, roles/webmail.py), on loopback.
 PASSWORD_PORT = 106
-from roles import Service
+from roles import Service, release
 from roles.tls import CERT, KEY
 
+
+# Every user with a session who is no longer in the users file (user names come from
+# Dovecot, each quoted; a name is looked up as the whole first field).
+KICK_REMOVED = ("doveadm who -1 | awk 'NR > 1 {print $1}' | sort -u | while read -r u; do "
+                "awk -F: -v u=\"$u\" '$1 == u {found = 1} END {exit !found}' /etc/dovecot/users "
+                "|| doveadm kick \"$u\"; done")
 
 class Dovecot(Service):
     name = "dovecot"
     PACKAGES = ("dovecot-core", "dovecot-imapd", "dovecot-pop3d", "dovecot-lmtpd",
                 "dovecot-sieve", "dovecot-managesieved")
+
+    def packages(self):
+        # 7-Zip makes offboarding exports a client opens anywhere.
+        return [*self.PACKAGES, release().archiver]
 
     def configure(self):
         mail = host.data.mail
@@ -31,15 +45,23 @@ class Dovecot(Service):
         self.template("/etc/dovecot/dovecot.conf", tls_cert=CERT, tls_key=KEY,
                       vmail_uid=VMAIL_UID, quota_status_port=QUOTA_STATUS_PORT)
         self.program("mailstack-quota-warning")
+        # Mailboxes brought over from an old provider (mailstack migrate).
+        self.program("mailstack-migrate")
         # Until 2026-12 the warning was a shell script here.
         files.file(name="dovecot: old quota-warning script", present=False,
                    path="/usr/local/lib/mailstack/quota-warning")
-        # Password files hold hashes: readable by Dovecot's auth process only.
+        # Password files hold hashes: readable by Dovecot's auth process only. Dovecot
+        # reads a passwd-file again when it changes: a person added or a password
+        # changed restarts nothing (a restart would end every open IMAP session).
         for service in SERVICES:
             self.put(PASSWD.format(service=service), passwd_file(mail, service, changes),
-                     group="dovecot", mode="640")
-        self.put("/etc/dovecot/users", users_file(mail), group="dovecot", mode="640")
+                     group="dovecot", mode="640", watch=False)
+        self.users = self.put("/etc/dovecot/users", users_file(mail, release().dovecot),
+                              group="dovecot", mode="640", watch=False)
         self.put("/etc/dovecot/retention", retention_file(mail), group="dovecot", watch=False)
+        self.program("mailstack-offboarded")
+        self.offboarded = self.put(OFFBOARDED, offboarded_settings(mail), mode="600", watch=False,
+                                   create_remote_dir=True)
         # Dovecot (as vmail) compiles the global learning scripts on first use and
         # keeps the binaries beside them.
         files.directory(name="dovecot: global sieve directory", path="/var/lib/mailstack/sieve",
@@ -56,6 +78,15 @@ class Dovecot(Service):
                    start=["mailstack-expire.timer"])
         self.units("mailstack-password.socket", "mailstack-password@.service",
                    start=["mailstack-password.socket"], port=PASSWORD_PORT)
+        # A mailbox removed from the data: its sessions still open end now.
+        server.shell(name="dovecot: sessions of removed mailboxes end",
+                     commands=[KICK_REMOVED], _if=self.users.did_change)
+        # After Dovecot took the new users file: homes of offboarded mailboxes move
+        # aside, restored ones come back.
+        server.shell(name="dovecot: offboarded mailboxes aside, restored ones back",
+                     commands=["mailstack-offboarded apply"], _if=self.offboarded.did_change)
+        self.units("mailstack-offboarded.service", "mailstack-offboarded.timer",
+                   start=["mailstack-offboarded.timer"])
 
 
 dovecot = Dovecot()

@@ -8,7 +8,7 @@ come from there) are never banned.
 from pyinfra import host
 from pyinfra.operations import files
 
-from roles import Service
+from roles import Service, release
 
 # Roundcube logs every failed login here (log_logins), also those its own rate limit
 # turned away; errors.log has only those that reached IMAP.
@@ -32,6 +32,13 @@ class Fail2ban(Service):
                       roundcube_log=ROUNDCUBE_LOG)
         # Debian's fail2ban 1.0 warns at every start unless this is set.
         self.put("/etc/fail2ban/fail2ban.d/mailstack.local", "[Definition]\nallowipv6 = auto\n")
+        # Dovecot 2.4's failed logins, which Debian 13's filter misses.
+        dovecot24 = primary and release().dovecot == "2.4"
+        if dovecot24:
+            self.template("/etc/fail2ban/filter.d/dovecot.local")
+        else:
+            self.changed.append(files.file(name="fail2ban: no Dovecot 2.4 filter",
+                                           path="/etc/fail2ban/filter.d/dovecot.local", present=False))
 
     def activate(self):
         self.restart_on_change("fail2ban", check="fail2ban-client --test >/dev/null")

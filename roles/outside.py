@@ -2,7 +2,12 @@
 (example.test) that delivers to MX hosts found in DNS, like any sender out there,
 and keeps every message it receives in one Maildir (user `catchall`). It is also
 a storage provider the operator rents (account `offsite`, SFTP and Borg over SSH):
-the lab's second backup copy (backup.repositories)."""
+the lab's second backup copy (backup.repositories); and a smarthost provider
+(submission on port 587, STARTTLS, SASL logins from a sasldb): a mail system with
+relay: in its data sends through it (tests/lab/test_smarthost.py)."""
+import shlex
+from pathlib import Path
+
 from pyinfra import host
 from pyinfra.operations import files, server
 
@@ -10,10 +15,12 @@ from mailstack.backup import clients
 from mailstack.dns import mta_sts_text
 from mailstack.host.backup_tools import Borg
 from mailstack.secrets import backup_secrets
-from roles import Service
+from roles import Service, release
 
 # outside's certificate (made by labctl, trusted by the lab's hosts).
 TLS_CERT, TLS_KEY = "/etc/ssl/mailstack/outside.pem", "/etc/ssl/mailstack/outside.key"
+# The smarthost's accounts (Cyrus SASL's own database, read by Postfix's smtpd).
+SASLDB = "/etc/postfix/sasl/sasldb2"
 
 
 class Outside(Service):
@@ -21,8 +28,13 @@ class Outside(Service):
     # dkimpy and pyspf check what mailstack's mail looks like to a receiver, testssl.sh
     # its TLS; nginx serves the outside domain's MTA-STS policy; the offsite account
     # serves Borg repositories.
+    # sasl2-bin makes the smarthost's accounts (saslpasswd2), libsasl2-modules checks
+    # their PLAIN and LOGIN logins.
     PACKAGES = ("postfix", "opendkim", "swaks", "python3-dkim", "python3-spf", "testssl.sh",
-                "nginx-light", *Borg.server_packages)
+                "sasl2-bin", "libsasl2-modules", *Borg.server_packages)
+
+    def packages(self):
+        return [*self.PACKAGES, release().nginx]
 
     def configure(self):
         server.user(name="outside: catchall user", user="catchall", shell="/usr/sbin/nologin")
@@ -44,6 +56,9 @@ class Outside(Service):
                           watch=False),
         ]
         self.template("/etc/postfix/main.cf", tls_cert=TLS_CERT, tls_key=TLS_KEY)
+        self.template("/etc/postfix/master.cf")
+        self.template("/etc/postfix/sasl/smtpd.conf", sasldb=SASLDB)
+        self.smarthost_account(host.data.smarthost_account)
         aliases = self.template("/etc/aliases")
         server.shell(name="outside: newaliases", commands=["newaliases"], _if=aliases.did_change)
         self.web = self.tls + [
@@ -60,6 +75,22 @@ class Outside(Service):
         server.user(name="outside: offsite storage account", user="offsite", home="/srv/offsite",
                     shell="/bin/sh", public_keys=[backup_secrets(mail.name, h.fqdn)["ssh_public_key"]
                                                    for h in clients(mail)])
+
+    def smarthost_account(self, account):
+        """The lab's account at this smarthost ({username, password_file}, made by
+        labctl): user@realm in the sasldb, set again whenever its password changes.
+        The password file stays root's; smtpd (as postfix) reads the sasldb."""
+        if not account:
+            return
+        user, realm = account["username"].rsplit("@", 1)
+        password = self.put("/etc/postfix/sasl/smarthost-password",
+                            Path(account["password_file"]).read_text(), mode="600", watch=False)
+        server.shell(name="outside: smarthost account", _if=password.did_change, commands=[
+            f"saslpasswd2 -p -c -f {SASLDB} -u {shlex.quote(realm)} {shlex.quote(user)}"
+            " < /etc/postfix/sasl/smarthost-password",
+            # Readable by smtpd; an LMDB-backed sasldb's readers also write its lock.
+            f"chgrp postfix {SASLDB}* && chmod 640 {SASLDB} && "
+            f"{{ [ ! -e {SASLDB}-lock ] || chmod 660 {SASLDB}-lock; }}"])
 
     def activate(self):
         self.restart_on_change("opendkim", changed=self.signer)

@@ -13,7 +13,7 @@ from pyinfra import host
 from pyinfra.operations import files
 
 from mailstack.dns import mta_sts_policy, web_names
-from roles import Service
+from roles import Service, release
 from roles.tls import ACME_ROOT, CERT, KEY
 from roles.webmail import CLIENTS_PHP, CLIENTS_SOCKET, ROUNDCUBE_SOCKET
 
@@ -22,7 +22,9 @@ MTA_STS_ROOT = "/var/www/mailstack/mta-sts"
 
 class WebHTTP(Service):
     name = "web"
-    PACKAGES = ("nginx-light",)
+
+    def packages(self):
+        return [release().nginx]
 
     def configure(self):
         files.directory(name="web: ACME challenge directory",

@@ -18,10 +18,9 @@ from pyinfra.facts.systemd import SystemdStatus
 from pyinfra.operations import files, server, systemd
 
 from mailstack.clients import ADDRESS, client_settings
-from roles import Service
+from roles import Service, release
 from roles.dovecot import PASSWORD_PORT
 
-PHP = "8.2"
 DSN_FILE = "/etc/roundcube/mailstack-db.inc.php"
 PGSQL_SETUP = "/usr/local/sbin/mailstack-roundcube-pgsql"
 ROUNDCUBE_SOCKET = "/run/php/roundcube.sock"
@@ -32,9 +31,7 @@ SECRET = "/etc/roundcube/mailstack-secret.inc.php"
 
 class Webmail(Service):
     name = "webmail"
-    # php-fpm named first: otherwise apt satisfies Roundcube's "php" with Apache's module.
-    PACKAGES = (f"php{PHP}-fpm", "dbconfig-sqlite3", "roundcube-core", "roundcube-sqlite3",
-                "roundcube-plugins")
+    PACKAGES = ("dbconfig-sqlite3", "roundcube-core", "roundcube-sqlite3", "roundcube-plugins")
     POSTGRESQL = ("postgresql", "roundcube-pgsql")
     debconf = {"roundcube-core": [f"roundcube-core roundcube/{line}" for line in (
         "dbconfig-install boolean true", "database-type select sqlite3",
@@ -44,7 +41,8 @@ class Webmail(Service):
 
     def packages(self):
         postgresql = host.data.mail.webmail.database == "postgresql"
-        return list(self.PACKAGES + (self.POSTGRESQL if postgresql else ()))
+        # php-fpm named first: otherwise apt satisfies Roundcube's "php" with Apache's module.
+        return [release().php_fpm, *self.PACKAGES, *(self.POSTGRESQL if postgresql else ())]
 
     def configure(self):
         mail = host.data.mail
@@ -75,14 +73,17 @@ class Webmail(Service):
                  create_remote_dir=True, watch=False)
         self.template(CLIENTS_PHP, mode="644", address_placeholder=ADDRESS, watch=False)
         # php-fpm: only these pools, not Debian's default one.
+        pools = f"/etc/php/{release().php}/fpm/pool.d"
         self.changed.append(files.file(name="webmail: no default php-fpm pool",
-                                       path=f"/etc/php/{PHP}/fpm/pool.d/www.conf", present=False))
-        self.template(f"/etc/php/{PHP}/fpm/pool.d/roundcube.conf", socket=ROUNDCUBE_SOCKET,
-                      upload=mail.limits.message_size)
-        self.template(f"/etc/php/{PHP}/fpm/pool.d/mailstack-clients.conf", socket=CLIENTS_SOCKET)
+                                       path=f"{pools}/www.conf", present=False))
+        self.template(f"{pools}/roundcube.conf", src="/etc/php/fpm/pool.d/roundcube.conf",
+                      socket=ROUNDCUBE_SOCKET, upload=mail.limits.message_size)
+        self.template(f"{pools}/mailstack-clients.conf", src="/etc/php/fpm/pool.d/mailstack-clients.conf",
+                      socket=CLIENTS_SOCKET)
 
     def activate(self):
-        self.restart_on_change(f"php{PHP}-fpm", check=f"php-fpm{PHP} -t")
+        php = release().php
+        self.restart_on_change(f"php{php}-fpm", check=f"php-fpm{php} -t")
         # PostgreSQL serves Roundcube only: running while chosen, stopped (its data
         # kept) once the data switches back to SQLite.
         postgresql = host.data.mail.webmail.database == "postgresql"

@@ -16,6 +16,9 @@ PROGRAMS = {
     "mailstack-password": "password",
     "mailstack-dkim": "dkim",
     "mailstack-quota-warning": "quota_warning",
+    "mailstack-upgrade": "upgrade",
+    "mailstack-offboarded": "offboarded",
+    "mailstack-migrate": "migrate",
 }
 
 

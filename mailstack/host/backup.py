@@ -3,6 +3,9 @@
     mailstack-backup run                      dump databases, back up to every target
     mailstack-backup status                   last success and failure (JSON)
     mailstack-backup snapshots                snapshots on a target (JSON)
+    mailstack-backup archive-mailbox ADDRESS  back up this mailbox alone, named for its address,
+                                              to every target (offboarding); kept by the
+                                              retention until the operator forgets it
     mailstack-backup restore-mailbox ADDRESS [--as-of TIME]
                                               bring back a mailbox's mail and folders as of
                                               TIME (ISO 8601), keeping what arrived since
@@ -20,6 +23,7 @@ written by the deploy (mailstack/backup.py).
 """
 import argparse
 import datetime
+import glob
 import grp
 import json
 import os
@@ -34,6 +38,7 @@ import time
 from .backup_tools import (CLIENT_CONFIG, DUMPS, STATE, TOOLS, Failure, Repository, alert_mail,
                            journal, main_with_settings, parse_time)
 from .mail import send
+from .upgrade import SIEVE_BINARIES, release
 
 SETTINGS = f"{CLIENT_CONFIG}/settings.json"
 PASSPHRASE = f"{CLIENT_CONFIG}/passphrase"
@@ -42,7 +47,8 @@ KNOWN_HOSTS = f"{CLIENT_CONFIG}/known_hosts"
 STATUS = f"{STATE}/status.json"
 ROUNDCUBE_SQLITE = "/var/lib/dbconfig-common/sqlite3/roundcube/roundcube"
 REDIS_RDB = "/var/lib/redis/dump.rdb"
-# Stopped while a host's state is put back, started again in this order.
+# Stopped while a host's state is put back, started again in this order (settings
+# written before Debian 13 support name no services: these were Debian 12's).
 SERVICES = ["redis-server", "rspamd", "dovecot", "postfix", "php8.2-fpm", "nginx", "knot"]
 
 
@@ -111,6 +117,9 @@ def dump(settings):
                 "groups": {g.gr_gid: g.gr_name for g in grp.getgrall()}}
     with open(f"{DUMPS}/accounts.json", "w") as f:
         json.dump(accounts, f)
+    # The release the state was saved on: a restore onto another one keeps the
+    # configuration the deploy rendered for it.
+    shutil.copyfile("/etc/os-release", f"{DUMPS}/os-release")
     if shutil.which("redis-cli"):
         # rspamd's Bayes data and greylisting state: a fresh snapshot by redis itself
         # (also on a new host whose redis has never written one).
@@ -177,6 +186,24 @@ def run(settings, args):
     print(f"mailstack-backup: {len(paths)} paths saved to {len(settings['targets'])} target(s)")
 
 
+def archive_mailbox(settings, args):
+    """An offboarded person's mail, saved on its own to every target before the
+    mailbox goes: a snapshot of the mailbox's home named for its address."""
+    home = mailbox_home(args.address)
+    saved = []
+    for target in settings["targets"]:
+        backup = tool_for(settings, target)
+        backup.ensure()
+        backup.archive(settings["host"], args.address, [home])
+        archive = [s for s in backup.snapshots() if s.get("archive") == args.address]
+        if not archive:
+            raise Failure(f"{target['host']}: no archive of {args.address} after the backup")
+        newest = max(archive, key=lambda s: s["time"])
+        saved.append({"target": target["host"], "snapshot": newest["id"],
+                      "time": newest["time"].isoformat()})
+    print(json.dumps({"mailbox": args.address, "home": home, "archives": saved}))
+
+
 def failure_mail(settings, status, log):
     host = settings["host"]
     return alert_mail(
@@ -196,17 +223,20 @@ def print_status(settings, args):
 
 def snapshots(settings, args):
     found = chosen_tool(settings, args).snapshots()
-    print(json.dumps([{"id": s["id"], "time": s["time"].isoformat()} for s in found], indent=1))
+    print(json.dumps([{"id": s["id"], "time": s["time"].isoformat(),
+                       **({"archive": s["archive"]} if s.get("archive") is not None else {})}
+                      for s in found], indent=1))
 
 
 def pick(found, name, as_of=None, snapshot=None):
-    """The snapshot a restore uses: by id, the newest at or before `as_of`, or the newest."""
+    """The snapshot a restore uses: by id, the newest at or before `as_of`, or the
+    newest. An offboarding archive holds one mailbox alone: only by its id."""
     found = sorted(found, key=lambda s: s["time"])
     if snapshot:
         found = [s for s in found if s["id"] == snapshot]
-    elif as_of:
-        limit = parse_time(as_of)
-        found = [s for s in found if s["time"] <= limit]
+    else:
+        limit = parse_time(as_of) if as_of else None
+        found = [s for s in found if s.get("archive") is None and (not limit or s["time"] <= limit)]
     if not found:
         which = f"as of {as_of}" if as_of else snapshot if snapshot else "at all"
         raise Failure(f"no snapshot {which} on {name}")
@@ -299,13 +329,31 @@ def systemctl(action, units):
         subprocess.run(["systemctl", action, *present], check=True)
 
 
+def rendered_by_deploy(path):
+    """Configuration the deploy writes for the Debian release it finds (certificates
+    under /etc/letsencrypt are state, not configuration)."""
+    return path.startswith("/etc/") and path != "/etc/letsencrypt"
+
+
 def restore_host(settings, args):
     backup = chosen_tool(settings, args)
     snapshot = pick(backup.snapshots(), backup.repo.name, snapshot=args.snapshot)
     paths = settings["paths"]
     with tempfile.TemporaryDirectory(dir="/var/tmp", prefix="mailstack-restore-") as tmp:
         backup.restore(snapshot["id"], tmp, paths)
-        systemctl("stop", list(reversed(SERVICES)))
+        # Saved on another release (Debian 12's state onto a new Debian 13 machine):
+        # its configuration would not run here (Dovecot 2.3's syntax, rspamd 3.4's
+        # stock files); the deploy already rendered this release's.
+        saved_file = os.path.join(tmp, DUMPS.lstrip("/"), "os-release")
+        saved = release(saved_file) if os.path.exists(saved_file) else None
+        saved_on_other = bool(saved) and saved != release()
+        if saved_on_other:
+            kept = [p for p in paths if rendered_by_deploy(p)]
+            paths = [p for p in paths if p not in kept]
+            print(f"mailstack-backup: saved on {saved}, restored onto {release()}: "
+                  f"this host's configuration kept ({', '.join(kept)})", file=sys.stderr)
+        services = settings.get("services", SERVICES)
+        systemctl("stop", list(reversed(services)))
         try:
             # Each saved directory replaces the live one whole: state the replacement
             # machine's deploy made afresh (DKIM keys, certificates) gives way.
@@ -316,9 +364,16 @@ def restore_host(settings, args):
                     if os.path.isdir(path):
                         shutil.rmtree(path)
                     shutil.move(saved, path)
+            if saved_on_other:
+                # Sieve binaries compiled by the other release's Pigeonhole: Dovecot
+                # compiles the scripts again on first use (as the upgrade has it).
+                # rspamd's compiled hyperscan caches likewise: its version refuses them.
+                for pattern in [*SIEVE_BINARIES, "/var/lib/rspamd/*.hs*"]:
+                    for binary in glob.glob(pattern):
+                        os.remove(binary)
             load_dumps(settings)
         finally:
-            systemctl("start", SERVICES)
+            systemctl("start", services)
     print(json.dumps({"host": settings["host"], "snapshot": snapshot["id"],
                       "snapshot_time": snapshot["time"].isoformat(), "paths": paths}))
 
@@ -367,6 +422,9 @@ def parser():
     sub.add_parser("run").set_defaults(func=run)
     sub.add_parser("status").set_defaults(func=print_status)
     sub.add_parser("notify-failure").set_defaults(func=notify_failure)
+    s = sub.add_parser("archive-mailbox")
+    s.set_defaults(func=archive_mailbox)
+    s.add_argument("address")
     for name, func in (("snapshots", snapshots), ("restore-mailbox", restore_mailbox),
                        ("restore-host", restore_host), ("extract", extract)):
         s = sub.add_parser(name)

@@ -136,6 +136,8 @@ def verify(found, ledger, at):
             backdated.append(sid)
         arrived = s.get("arrived") or (max(since, min(s["time"], at)) if since else min(s["time"], at))
         table[sid] = {"arrived": arrived.isoformat(), "time": s["time"].isoformat()}
+        if s.get("archive") is not None:
+            table[sid]["archive"] = s["archive"]
     deleted = sorted(set(known) - set(present) - set(ledger.get("forgetting", [])))
     problems = []
     for what, ids in (("deleted by the client", deleted),
@@ -150,10 +152,13 @@ def verify(found, ledger, at):
 
 def keep_by_arrival(table, keep):
     """The snapshots the keep rules hold, counted on arrival times: for each rule
-    (daily: 7...), the newest snapshot of each of the newest N periods that have one."""
-    newest_first = sorted(table, key=lambda sid: (table[sid]["arrived"], table[sid]["time"]),
-                          reverse=True)
-    kept = set()
+    (daily: 7...), the newest snapshot of each of the newest N periods that have one.
+    An offboarding archive (one mailbox alone) is kept whatever the rules, and counts
+    for no period: the host's own snapshot of that day stays too."""
+    archives = {sid for sid in table if table[sid].get("archive") is not None}
+    newest_first = sorted(set(table) - archives,
+                          key=lambda sid: (table[sid]["arrived"], table[sid]["time"]), reverse=True)
+    kept = set(archives)
     for rule, count in keep.items():
         periods = []
         for sid in newest_first:

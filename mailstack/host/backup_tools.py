@@ -28,6 +28,12 @@ CACHE = "/var/cache/mailstack-backup"
 # and go while a backup reads the mailboxes and hold nothing to restore: restic fails
 # a run on a file that vanished between listing and reading.
 LOCK_FILES = "dovecot*.lock*"
+# An offboarded mailbox's archive (mailstack-backup archive-mailbox): a snapshot of
+# its home alone, named for the address. Restores of a host or a mailbox never take
+# one for "the newest", and the retention keeps each (mailstack-backup-server forget
+# removes one).
+ARCHIVE_TAG = "mailstack-offboarded"     # restic: with the address as a second tag
+ARCHIVE_PREFIX = "offboarded-"           # Borg: offboarded-<address>_<time> (no _ in a domain)
 
 
 class Failure(Exception):
@@ -177,10 +183,22 @@ class Restic(Tool):
     def backup(self, host, paths):
         self.call("backup", "--host", host, "--tag", "mailstack", "--exclude", LOCK_FILES, *paths)
 
+    def archive(self, host, address, paths):
+        self.call("backup", "--host", host, "--tag", ARCHIVE_TAG, "--tag", address,
+                  "--exclude", LOCK_FILES, *paths)
+
     def snapshots(self):
         found = json.loads(self.call("snapshots", "--json").stdout or "[]")
         return [{"id": s["short_id"], "time": parse_time(s["time"]), "raw_time": s["time"],
-                 "arrived": self.arrival(s["id"])} for s in found]
+                 "arrived": self.arrival(s["id"]), "archive": self.archived(s.get("tags") or [])}
+                for s in found]
+
+    @staticmethod
+    def archived(tags):
+        """The address an offboarding archive holds, else None."""
+        if ARCHIVE_TAG in tags:
+            return next((t for t in tags if t != ARCHIVE_TAG), "")
+        return None
 
     def arrival(self, full_id):
         """When the snapshot reached this (the backup) host: its file's time, which
@@ -203,14 +221,14 @@ class Restic(Tool):
 
     def prune(self, keep, host=None):
         self.call("forget", "--prune", *(["--host", host] if host else []),
-                  *[f"--keep-{k}={v}" for k, v in keep.items()])
+                  *[f"--keep-{k}={v}" for k, v in keep.items()], "--keep-tag", ARCHIVE_TAG)
 
     def check(self):
         self.call("check", "--read-data-subset=10%")
 
     def files(self):
-        """The paths in the newest snapshot."""
-        return self.call("ls", "latest").stdout.splitlines()[1:]
+        """The paths in the newest snapshot of the host (not an archive)."""
+        return self.call("ls", "latest", "--tag", "mailstack").stdout.splitlines()[1:]
 
 
 class Borg(Tool):
@@ -265,6 +283,17 @@ class Borg(Tool):
         elif result.returncode != 0:
             raise Failure(explain(self.repo.name, result.stderr))
 
+    def archive(self, host, address, paths):
+        self.call("create", "--compression", "zstd,3", "--one-file-system",
+                  "--exclude", f"*/{LOCK_FILES}",
+                  f"{self.location}::{ARCHIVE_PREFIX}{address}_{{utcnow:%Y-%m-%dT%H:%M:%S.%f}}", *paths)
+
+    @staticmethod
+    def archived(name):
+        if name.startswith(ARCHIVE_PREFIX):
+            return name[len(ARCHIVE_PREFIX):].rpartition("_")[0]
+        return None
+
     def archives(self):
         return json.loads(self.call("list", "--json", self.location).stdout)["archives"]
 
@@ -272,7 +301,7 @@ class Borg(Tool):
         # Borg keeps no server-side time per archive: the backup host dates an archive
         # when it first sees it (backup_server.py).
         return [{"id": a["name"], "time": parse_time(a["start"], local=True), "raw_time": a["start"],
-                 "arrived": None} for a in self.archives()]
+                 "arrived": None, "archive": self.archived(a["name"])} for a in self.archives()]
 
     def forget(self, ids):
         """Remove these archives, then free their space."""
@@ -302,14 +331,16 @@ class Borg(Tool):
                   cwd=into)
 
     def prune(self, keep, host=None):
-        self.call("prune", *[f"--keep-{k}={v}" for k, v in keep.items()], self.location)
+        # The host's own archives only: an offboarding archive stays.
+        self.call("prune", *[f"--keep-{k}={v}" for k, v in keep.items()],
+                  *(["--glob-archives", f"{host}-*"] if host else []), self.location)
         self.call("compact", self.location)
 
     def check(self):
         self.call("check", self.location)
 
     def files(self):
-        newest = self.archives()[-1]["name"]
+        newest = [a["name"] for a in self.archives() if self.archived(a["name"]) is None][-1]
         listing = self.call("list", "--format", "{path}{NL}", f"{self.location}::{newest}").stdout
         return ["/" + p for p in listing.splitlines()]
 

@@ -24,5 +24,15 @@ def main(argv=None):
         return 2
     percent, user, postmaster = argv
     msg = warning(percent, user, postmaster)
-    return subprocess.run([LDA, "-d", user, "-o", "plugin/quota=count:User quota:noenforcing"],
-                          input=msg.as_bytes()).returncode
+    return subprocess.run([LDA, "-d", user, "-o", outside_quota()], input=msg.as_bytes()).returncode
+
+
+def outside_quota(version=None):
+    """dovecot-lda's setting that delivers without enforcing the quota (Dovecot 2.4,
+    Debian 13, renamed the 2.3 one)."""
+    if version is None:
+        version = subprocess.run(["/usr/sbin/dovecot", "--version"], capture_output=True,
+                                 text=True).stdout
+    if version.startswith("2.3."):
+        return "plugin/quota=count:User quota:noenforcing"
+    return "quota_enforce=no"

@@ -112,10 +112,33 @@ def logs(hosts):
     return Collector(hosts, time.time())
 
 
-def pytest_collection_modifyitems(items):
-    """Tests marked `after_all` read what every other test left behind: run them last."""
+def lab_releases():
+    """{machine: Debian release} as labctl makes the lab (lab/hosts.yml and the
+    MAILSTACK_RELEASE / MAILSTACK_MACHINE_RELEASES variables)."""
+    from importlib.machinery import SourceFileLoader
+    from importlib.util import module_from_spec, spec_from_loader
+    loader = SourceFileLoader("labctl", str(ROOT / "lab" / "labctl"))
+    labctl = module_from_spec(spec_from_loader("labctl", loader))
+    loader.exec_module(labctl)
+    return labctl.machine_releases()
+
+
+def pytest_collection_modifyitems(config, items):
+    """Tests marked `after_all` read what every other test left behind: run them last.
+    Tests marked `mail_hosts_on(release)` need mx1 and mx2 made from that Debian
+    release (the upgrade from 12, TLS-RPT on 13): deselected, and said so, elsewhere."""
+    releases = lab_releases()
+    here = {releases["mx1"], releases["mx2"]}
+    other = [i for i in items if i.get_closest_marker("mail_hosts_on")
+             and {i.get_closest_marker("mail_hosts_on").args[0]} != here]
+    if other:
+        config.hook.pytest_deselected(items=other)
+        items[:] = [i for i in items if i not in other]
+        print(f"\n{len(other)} scenario(s) for another Debian release deselected (mx1 and mx2 "
+              f"run {'/'.join(sorted(here))} here; `make test` runs each on its release)")
     items.sort(key=lambda item: item.get_closest_marker("after_all") is not None)
 
 
 def pytest_configure(config):
     config.addinivalue_line("markers", "after_all: run after every other test")
+    config.addinivalue_line("markers", "mail_hosts_on(release): needs mx1 and mx2 on this Debian release")

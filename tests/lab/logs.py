@@ -14,7 +14,6 @@ from dataclasses import dataclass
 BAD = re.compile(r"\b(errors?|warn(ing)?s?|fatal|panic|crit(ical)?|emerg(ency)?|alert|"
                  r"fail(ed|ure|s)?|denied|refused|timed? ?out|segfault|traceback)\b", re.I)
 AUDIT = re.compile(r"^\s*\S+ : (\(command continued\)|(TTY=\S+ ; )?PWD=\S+ ; USER=root ; COMMAND=)")
-CURSOR = "/var/tmp/mailstack-logcheck.cursor"
 # Files that are not logs of faults: compressed or rotated copies, binary login
 # records, package logs (they quote package descriptions and file names), request
 # logs (one line per HTTP request) and certbot's debug log (whole ACME exchanges;
@@ -97,8 +96,9 @@ class Collector:
         self.hosts, self.start = hosts, int(start)
         self.offsets = {name: {} for name in hosts}
         self.lines = []
-        for name, h in hosts.items():
-            h.run(f"rm -f {CURSOR}")
+        # Where each host's journal was last read (journalctl's cursor); None: from start.
+        self.cursors = {name: None for name in hosts}
+        for name in hosts:
             self.offsets[name] = self._read_files(name)[0]   # only what comes from now on
 
     def _read_files(self, name):
@@ -110,14 +110,20 @@ class Collector:
     def read(self, name):
         """New fault lines of host `name` (also kept in self.lines)."""
         h = self.hosts[name]
-        pattern = BAD.pattern + r'|"PRIORITY" ?: ?"[0-4]"'
+        pattern = BAD.pattern + r'|"PRIORITY" ?: ?"[0-4]"|^-- cursor: '
+        # From the last entry read (systemd 257 refuses --since with a cursor file).
+        since = (f"--after-cursor={shlex.quote(self.cursors[name])}" if self.cursors[name]
+                 else f"--since @{self.start}")
         raw = h.check_output(
-            f"journalctl --no-pager -o json --since @{self.start} --cursor-file={CURSOR}"
+            f"journalctl --no-pager -o json {since} --show-cursor"
             " --output-fields=MESSAGE,PRIORITY,SYSLOG_IDENTIFIER,_SYSTEMD_UNIT"
             f" | grep -iE {shlex.quote(pattern)}"
             " || true")
         new = []
         for text in raw.splitlines():
+            if text.startswith("-- cursor: "):
+                self.cursors[name] = text[len("-- cursor: "):]
+                continue
             priority, line = journal_entry(name, json.loads(text))
             if line.source == "journal sudo" and AUDIT.search(line.text):
                 continue          # sudo's record of a command the tests ran, not a fault
@@ -130,7 +136,7 @@ class Collector:
 
     def rebuilt(self, name):
         """`name` is a new machine now: its logs start empty."""
-        self.offsets[name] = {}
+        self.offsets[name], self.cursors[name] = {}, None
 
 
 @dataclass(frozen=True)

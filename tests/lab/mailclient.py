@@ -142,8 +142,9 @@ def wait_for_message(imap, message_id, timeout=60, mailbox="INBOX"):
     """Return the raw message with this Message-ID once it is in `mailbox`."""
     deadline = time.monotonic() + timeout
     while True:
-        imap.select(f'"{mailbox}"')
-        typ, data = imap.search(None, "HEADER", "Message-ID", message_id)
+        # A folder the delivery creates (Sieve's fileinto :create) may not be there yet.
+        selected = imap.select(f'"{mailbox}"')[0] == "OK"
+        data = imap.search(None, "HEADER", "Message-ID", message_id)[1] if selected else [b""]
         if data[0]:
             typ, msg = imap.fetch(data[0].split()[-1], "(RFC822)")
             return msg[0][1]

@@ -56,3 +56,13 @@ def test_mx1_is_not_an_open_relay(mx1):
         s.mail("someone@example.test")
         code, reply = s.rcpt("victim@example.test")
     assert code == 554 and b"Relay access denied" in reply
+
+
+def test_postfix_never_gives_dovecot_more_deliveries_at_once_than_it_takes_for_one_person(hosts):
+    # Dovecot defers a delivery beyond its per-user limit, and the message then waits
+    # a whole retry (5 min); a backup MX's flush after an outage is such a burst (one
+    # arrived late on Debian 13, whose Dovecot sets that limit). Postfix sends no more.
+    mx1 = hosts["mx1"]
+    postfix = int(mx1.check_output("postconf -h lmtp_destination_concurrency_limit"))
+    dovecot = int(mx1.check_output("doveconf -f protocol=lmtp -h lmtp_user_concurrency_limit"))
+    assert dovecot == 0 or postfix <= dovecot, (postfix, dovecot)      # 0: no limit

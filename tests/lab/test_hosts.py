@@ -2,10 +2,12 @@
 where it should."""
 import pytest
 
+from mailstack import releases
+
 SERVICES = {
     "dns": ["ssh", "knot", "unbound", "systemd-journald", "nftables", "fail2ban", "nullmailer"],
     "mx1": ["ssh", "postfix", "dovecot", "rspamd", "redis-server", "mailstack-expire.timer",
-            "certbot.timer", "nginx", "postfix-mta-sts-resolver", "php8.2-fpm", "systemd-journald",
+            "certbot.timer", "nginx", "postfix-mta-sts-resolver", "{php_fpm}", "systemd-journald",
             "nftables", "fail2ban", "mailstack-password.socket"],
     "mx2": ["ssh", "postfix", "rspamd", "redis-server", "nginx", "postfix-mta-sts-resolver",
             "certbot.timer", "systemd-journald", "nftables", "fail2ban"],
@@ -27,7 +29,7 @@ LISTENING = {
             "127.0.0.1:11332", "127.0.0.1:11333", "127.0.0.1:11334",  # rspamd
             "127.0.0.1:6379", "[::1]:6379"},                        # redis
     "backup": {"*:22"},
-    "outside": {"*:22", "*:25", "*:443", "*:14000", "*:15000", "127.0.0.1:8891"},
+    "outside": {"*:22", "*:25", "*:587", "*:443", "*:14000", "*:15000", "127.0.0.1:8891"},
 }
 
 
@@ -49,8 +51,9 @@ def test_systemd_is_running_with_no_failed_unit(hosts, name):
 
 
 @pytest.mark.parametrize("name", SERVICES)
-def test_expected_services_are_active_and_enabled(hosts, name):
-    for service in SERVICES[name]:
+def test_expected_services_are_active_and_enabled(hosts, lab, name):
+    release = releases.named(lab["hosts"][name]["release"])
+    for service in (s.format(php_fpm=release.php_fpm) for s in SERVICES[name]):
         unit = hosts[name].service(service)
         assert unit.is_running, f"{name}: {service} is not running"
         if service != "systemd-journald":

@@ -1,7 +1,13 @@
 """Mail between servers travels over TLS that is checked, not just offered:
 MTA-STS policies (ours served over HTTPS, theirs enforced) and DANE on DNSSEC-signed
 zones (our TLSA records checked by senders)."""
+import base64
+import contextlib
+import email
+import email.policy
+import gzip
 import http.client
+import json
 import re
 import subprocess
 import sys
@@ -19,7 +25,7 @@ from mailstack.model import load_system
 from mailstack.secrets import tsig_key
 
 from .conftest import ROOT
-from .mailclient import https, message, wait_for_message
+from .mailclient import https, message, wait_for_message, wait_until
 from .test_trusted_mail import received_on_outside, send_from_outside
 
 SYSTEM = load_system(ROOT / "inventory" / "lab" / "mail.yml")
@@ -90,17 +96,16 @@ def test_mail_to_a_domain_with_mta_sts_leaves_over_verified_tls(mx1, hosts, mail
     assert mx1.submit(alice, ["friend@example.test"], text) == {}
     received_on_outside(hosts["outside"], message_id)
     # example.test enforces MTA-STS: the resolver gives Postfix its policy ...
-    assert mx.check_output("postmap -q example.test socketmap:inet:127.0.0.1:8461:postfix") \
-        == "secure match=mail.example.test servername=hostname"
+    assert mx.check_output("postmap -q example.test socketmap:inet:127.0.0.1:8461:postfix").startswith(
+        "secure match=mail.example.test servername=hostname")   # (+ TLS-RPT details on Debian 13)
     # ... and the certificate was checked against it.
     wait_for_log(mx, r"Verified TLS connection established to mail\.example\.test", since,
                  ["postfix/smtp"])
 
 
-def test_mail_to_an_mta_sts_domain_waits_while_its_certificate_cannot_be_verified(
-        mx1, hosts, mailbox):
-    alice, mx, outside = mailbox("alice@acme.test"), hosts["mx1"], hosts["outside"]
-    # outside's MTA presents a certificate nobody vouches for (an attacker in the path).
+@contextlib.contextmanager
+def impostor(outside):
+    """outside's MTA presents a certificate nobody vouches for (an attacker in the path)."""
     outside.run_expect([0], "openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes"
                        " -days 1 -subj /CN=mail.example.test -keyout /root/rogue.key"
                        " -out /root/rogue.pem 2>/dev/null")
@@ -108,19 +113,82 @@ def test_mail_to_an_mta_sts_domain_waits_while_its_certificate_cannot_be_verifie
     try:
         outside.run_expect([0], "postconf -e 'smtpd_tls_chain_files = /root/rogue.key, /root/rogue.pem'"
                            " && postfix reload")
+        yield
+    finally:
+        outside.run_expect([0], f"postconf -e 'smtpd_tls_chain_files = {chain}' && postfix reload")
+
+
+def held_for_an_impostor(mx1, mx, outside, alice, subject):
+    """A message to example.test while an impostor answers for it: Postfix refuses the
+    certificate and keeps the message; its queue ID."""
+    with impostor(outside):
         since = now(mx)
-        message_id, text = message(alice["address"], "friend@example.test", "not to an impostor")
+        message_id, text = message(alice["address"], "friend@example.test", subject)
         assert mx1.submit(alice, ["friend@example.test"], text) == {}
         queue_id = queue_id_of(mx, message_id)
         wait_for_log(mx, queue_id + r": .*Server certificate not verified", since,
                      ["postfix/smtp"])
         assert queue_id in mx.check_output("postqueue -p")
         assert outside.run(f"grep -rlF '{message_id}' /home/catchall/Maildir/new").stdout == ""
-    finally:
-        outside.run_expect([0], f"postconf -e 'smtpd_tls_chain_files = {chain}' && postfix reload")
+    return message_id, queue_id
+
+
+def test_mail_to_an_mta_sts_domain_waits_while_its_certificate_cannot_be_verified(
+        mx1, hosts, mailbox):
+    alice, mx, outside = mailbox("alice@acme.test"), hosts["mx1"], hosts["outside"]
+    message_id, queue_id = held_for_an_impostor(mx1, mx, outside, alice, "not to an impostor")
     # The real certificate is back: the held message goes out.
     mx.run_expect([0], f"postqueue -i {queue_id}")
     received_on_outside(outside, message_id)
+
+
+def tls_reports(outside):
+    """Paths of the TLS reports (RFC 8460) for example.test in its catch-all mailbox."""
+    found = outside.run("grep -lis '^TLS-Report-Domain: example.test' /home/catchall/Maildir/new/*")
+    return set(found.stdout.split())
+
+
+# A reportd of the test's own (its own job database, reports sent within 1 s instead
+# of spread over 10 h), on the same collector and configuration as the host's.
+REPORTD = ("sed -e 's|^dbname = .*|dbname = /var/lib/tlsrpt/test-reportd.sqlite|' "
+           "-e 's|^\\[tlsrpt_reportd\\]$|&\\nspread_out_delivery = 1|' /etc/tlsrpt/tlsrpt.cfg "
+           "> /var/lib/tlsrpt/test.cfg && rm -f /var/lib/tlsrpt/test-reportd.sqlite && "
+           "{ nohup timeout 180 runuser -u tlsrpt -- /opt/mailstack/tlsrpt/bin/tlsrpt-reportd "
+           "--config_file /var/lib/tlsrpt/test.cfg >/var/lib/tlsrpt/test.log 2>&1 & "
+           "echo $! > /var/lib/tlsrpt/test.pid; }")
+
+
+@pytest.mark.mail_hosts_on("trixie")
+def test_a_domain_asking_for_tls_reports_gets_the_days_failed_and_good_sessions(mx1, hosts, mailbox):
+    alice, mx, outside = mailbox("alice@acme.test"), hosts["mx1"], hosts["outside"]
+    known = tls_reports(outside)
+    # One session refused (an impostor's certificate), then the same mail over good TLS.
+    message_id, queue_id = held_for_an_impostor(mx1, mx, outside, alice, "reported")
+    mx.run_expect([0], f"postqueue -i {queue_id}")
+    received_on_outside(outside, message_id)
+    # The day ends: the collector's own day roll-over (its SIGUSR2) closes today once
+    # it has written what Postfix told it (it commits after 5 s of quiet).
+    time.sleep(6)
+    mx.run_expect([0], "systemctl kill -s USR2 --kill-whom=main tlsrpt-collectd.service")
+    mx.run_expect([0], REPORTD)
+    try:
+        wait_until(lambda: tls_reports(outside) - known, 120, "no TLS report reached example.test")
+    finally:
+        mx.run("kill $(cat /var/lib/tlsrpt/test.pid); rm -f /var/lib/tlsrpt/test.*")
+    (path,) = tls_reports(outside) - known
+    raw = base64.b64decode(outside.check_output(f"base64 -w0 {path}"))
+    mail = email.message_from_bytes(raw, policy=email.policy.default)
+    assert mail["From"].addresses[0].domain == "acme.test" and mail["TLS-Report-Submitter"]
+    (part,) = [p for p in mail.walk() if p.get_content_type() == "application/tlsrpt+gzip"]
+    report = json.loads(gzip.decompress(part.get_content()))
+    assert report["organization-name"] == SYSTEM.name and report["contact-info"] == SYSTEM.postmaster
+    (policy,) = [p for p in report["policies"] if p["policy"]["policy-domain"] == "example.test"]
+    assert policy["policy"]["policy-type"] == "sts"
+    assert "mode: enforce" in policy["policy"]["policy-string"]
+    assert policy["summary"]["total-failure-session-count"] >= 1
+    assert policy["summary"]["total-successful-session-count"] >= 1
+    assert any(f["receiving-mx-hostname"] == "mail.example.test" and f["failed-session-count"] >= 1
+               for f in policy["failure-details"]), policy["failure-details"]
 
 
 def test_mail_from_outside_reaches_us_over_dane_verified_tls(mx1, hosts, mailbox):

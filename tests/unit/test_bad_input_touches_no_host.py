@@ -56,6 +56,10 @@ MALICIOUS = {
     "command substitution in acme_directory": (
         "postmaster:", "tls: {acme_directory: 'https://ca.example.org/$(reboot)'}\npostmaster:",
         "tls.acme_directory: 'https://ca.example.org/$(reboot)' is not an https:// URL"),
+    "smarthost password file missing": (
+        "postmaster:", "relay: {host: smtp.provider.example, username: shop, "
+        "password_file: relay-password}\npostmaster:",
+        "relay.password_file: 'relay-password' ("),
     "ssh user carrying an option": (
         "roles: [primary_mx]}", "roles: [primary_mx], ssh: {user: 'root -oProxyCommand=sh'}}",
         "hosts.mx1.example.org.ssh.user: 'root -oProxyCommand=sh' is not a user name"),

@@ -159,9 +159,9 @@ def test_restic_snapshots_parses_json_with_nanosecond_times():
     assert fake.argvs == [RESTIC_SSH + ["snapshots", "--json"]]
     assert found == [
         {"id": "1a2b3c4d", "time": datetime.datetime(2026, 11, 30, 9, 0, 0, 123456, UTC),
-         "raw_time": "2026-11-30T10:00:00.123456789+01:00", "arrived": None},
+         "raw_time": "2026-11-30T10:00:00.123456789+01:00", "arrived": None, "archive": None},
         {"id": "5e6f7a8b", "time": datetime.datetime(2026, 11, 30, 12, 0, 0, 500000, UTC),
-         "raw_time": "2026-11-30T12:00:00.5Z", "arrived": None}]
+         "raw_time": "2026-11-30T12:00:00.5Z", "arrived": None, "archive": None}]
 
 
 def test_restic_snapshots_of_an_empty_answer_is_none():
@@ -188,20 +188,22 @@ def test_restic_prune_forgets_by_host_and_retention():
     tool, fake = restic(Repository("s3", url="s3:https://s3.example/b/mx1"))
     tool.prune({"daily": 7, "weekly": 4}, host="mx1.example.org")
     assert fake.argvs == [["restic", "-r", "s3:https://s3.example/b/mx1", "forget", "--prune",
-                           "--host", "mx1.example.org", "--keep-daily=7", "--keep-weekly=4"]]
+                           "--host", "mx1.example.org", "--keep-daily=7", "--keep-weekly=4",
+                           "--keep-tag", "mailstack-offboarded"]]
 
 
 def test_restic_prune_without_host_on_the_backup_host():
     tool, fake = restic(local())
     tool.prune({"daily": 7})
-    assert fake.argvs == [["restic", "-r", REPO_PATH, "--no-cache", "forget", "--prune", "--keep-daily=7"]]
+    assert fake.argvs == [["restic", "-r", REPO_PATH, "--no-cache", "forget", "--prune", "--keep-daily=7",
+                           "--keep-tag", "mailstack-offboarded"]]
 
 
 def test_restic_files_of_the_newest_snapshot_skip_the_header():
     listing = "snapshot 1a2b3c4d of [/var/vmail] at 2026-11-30:\n/var\n/var/vmail\n"
     tool, fake = restic(local(), (0, listing, ""))
     assert tool.files() == ["/var", "/var/vmail"]
-    assert fake.argvs == [["restic", "-r", REPO_PATH, "--no-cache", "ls", "latest"]]
+    assert fake.argvs == [["restic", "-r", REPO_PATH, "--no-cache", "ls", "latest", "--tag", "mailstack"]]
 
 
 def test_restic_serve_is_append_only_rclone():
@@ -301,7 +303,8 @@ def test_borg_snapshots_read_naive_local_times(utc_plus_3):
     tool, fake = borg(over_ssh(BORG_PATH), (0, out, ""))
     assert tool.snapshots() == [{"id": "mx1.example.org-2026-11-30T07:00:00.000000",
                                  "time": datetime.datetime(2026, 11, 30, 7, 0, tzinfo=UTC),
-                                 "raw_time": "2026-11-30T10:00:00.000000", "arrived": None}]
+                                 "raw_time": "2026-11-30T10:00:00.000000", "arrived": None,
+                                 "archive": None}]
     assert fake.argvs == [["borg", "list", "--json", BORG_SSH]]
 
 
@@ -313,10 +316,11 @@ def test_borg_restore_extracts_relative_paths_in_the_target():
                            tool.env(), "/var/tmp/r")]
 
 
-def test_borg_prune_then_compact():
+def test_borg_prune_of_the_hosts_own_archives_then_compact():
     tool, fake = borg(local(BORG_PATH))
-    tool.prune({"daily": 7, "monthly": 6}, host="ignored.example.org")
-    assert fake.argvs == [["borg", "prune", "--keep-daily=7", "--keep-monthly=6", BORG_PATH],
+    tool.prune({"daily": 7, "monthly": 6}, host="mx1.example.org")
+    assert fake.argvs == [["borg", "prune", "--keep-daily=7", "--keep-monthly=6",
+                           "--glob-archives", "mx1.example.org-*", BORG_PATH],
                           ["borg", "compact", BORG_PATH]]
 
 
@@ -998,3 +1002,14 @@ def test_borg_backup_error_is_a_failure():
     tool, fake = borg(over_ssh(BORG_PATH), (2, "", "Remote: ssh: connect to host: Connection refused\n"))
     with pytest.raises(Failure, match=r"^bk.example.org: Remote: ssh: connect to host: Connection refused$"):
         tool.backup("mx1.example.org", ["/var/vmail"])
+
+
+def test_a_restore_onto_another_release_keeps_the_configuration_and_brings_every_state_path():
+    from mailstack.backup import BY_ROLE, COMMON
+    from mailstack.host.backup import rendered_by_deploy
+    every = set(COMMON) | {p for paths in BY_ROLE.values() for p in paths}
+    kept = {p for p in every if rendered_by_deploy(p)}
+    assert kept == {"/etc/dovecot", "/etc/postfix", "/etc/rspamd", "/etc/nginx", "/etc/roundcube", "/etc/knot"}
+    # Mail, DKIM keys, certificates, DNS zones, mailstack's own state, the databases.
+    assert every - kept == {"/var/vmail", "/var/lib/rspamd", "/etc/letsencrypt", "/var/lib/knot",
+                            "/var/lib/mailstack", COMMON[2]}

@@ -36,13 +36,18 @@ def test_quota_warning_is_well_formed_and_from_the_postmaster():
 
 def test_quota_warning_is_delivered_with_dovecot_lda_outside_the_quota(monkeypatch):
     calls = []
+    monkeypatch.setattr(quota_warning, "outside_quota", lambda: "quota_enforce=no")
     monkeypatch.setattr(subprocess, "run", lambda argv, input: calls.append((argv, input))
                         or subprocess.CompletedProcess(argv, 0))
     assert quota_warning.main(["95", "frank@globex.test", "postmaster@acme.test"]) == 0
     ((argv, data),) = calls
-    assert argv == [quota_warning.LDA, "-d", "frank@globex.test",
-                    "-o", "plugin/quota=count:User quota:noenforcing"]
+    assert argv == [quota_warning.LDA, "-d", "frank@globex.test", "-o", "quota_enforce=no"]
     assert b"Subject: Your mailbox is 95% full" in data
+
+
+def test_the_setting_that_lifts_the_quota_is_the_one_of_the_hosts_dovecot():
+    assert quota_warning.outside_quota("2.4.1-4 (7d8c0e5759)\n") == "quota_enforce=no"
+    assert quota_warning.outside_quota("2.3.19.1 (9b53102964)\n") == "plugin/quota=count:User quota:noenforcing"
 
 
 def test_quota_warning_refuses_wrong_arguments(capsys):

@@ -63,6 +63,19 @@ def test_dovecot_stopped_by_a_backup_drill_is_allowed_only_during_the_backups():
         assert unexpected([later], PROVOKED, during)[0] == [later]
 
 
+def test_a_failed_login_is_allowed_in_the_words_of_dovecot_2_3_and_2_4():
+    from tests.lab.test_logs_are_clean import PROVOKED
+    during = {"tests/lab/test_access_protocols.py::test_x": [(1000.0, 1010.0)]}
+    for text in ("imap-login: Disconnected: Connection closed (auth failed, 1 attempts in 5 secs): "
+                 "user=<alice@acme.test>, method=PLAIN, rip=10.66.0.1, lip=10.66.0.11, TLS, session=<x>",
+                 "imap-login: Login aborted: Connection closed (auth failed, 1 attempts in 5 secs) (auth_failed): "
+                 "user=<alice@acme.test>, method=PLAIN, rip=10.66.0.1, lip=10.66.0.11, TLS: Connection closed, "
+                 "session=<x>"):
+        assert unexpected([Line("mx1", "journal dovecot", 1005.0, text)], PROVOKED, during)[0] == []
+        other = Line("mx1", "journal dovecot", 1005.0, text.replace("10.66.0.1,", "10.66.0.9,"))
+        assert unexpected([other], PROVOKED, during)[0] == [other]
+
+
 def test_rspamd_stopped_is_allowed_while_its_scenario_stops_it_and_not_after():
     from tests.lab.test_logs_are_clean import PROVOKED
     text = ("<21bb22>; main; rspamd_check_termination_clause: rspamd_proxy process 19495 terminated "
@@ -77,3 +90,22 @@ def test_rspamd_stopped_is_allowed_while_its_scenario_stops_it_and_not_after():
     crashed = Line("mx1", "journal rspamd", 1005.0, text.replace("exit code 0 by signal: Terminated",
                                                                  "exit code 0 by signal: Segmentation fault"))
     assert unexpected([crashed], PROVOKED, {"tests/lab/test_backups.py::test_drill[borg]": [(1000.0, 1010.0)]})[0]
+
+
+def test_the_tls_rpt_fetcher_ended_by_a_restart_is_allowed_in_the_restores_only_on_the_first_run():
+    from tests.lab.test_logs_are_clean import PROVOKED
+    # As mx1 logged them in CI: the restore restarted tlsrpt-reportd a second after it began.
+    texts = ["2026-12-02 15:42:17,516 tlsrpt_reportd ERROR tlsrpt 1085 : Unsupported protocol version from "
+             "fetcher 1 '/opt/mailstack/tlsrpt/bin/tlsrpt-fetcher --config_file /etc/tlsrpt/tlsrpt.cfg' :",
+             "2026-12-02 15:42:17,516 tlsrpt_reportd WARNING tlsrpt 1055 : Fetcher 1 "
+             "/opt/mailstack/tlsrpt/bin/tlsrpt-fetcher --config_file /etc/tlsrpt/tlsrpt.cfg failed in run 0"]
+    lines = [Line("mx1", "journal tlsrpt-reportd", 1005.0, t) for t in texts]
+    for test in ("tests/lab/test_debian_upgrade.py::test_a_debian_12_host_lost_is_rebuilt[x]",
+                 "tests/lab/test_backups.py::test_drill[restic]"):
+        assert unexpected(lines, PROVOKED, {test: [(1000.0, 1010.0)]})[0] == []
+        assert unexpected(lines, PROVOKED, {"tests/lab/test_webmail.py::test_x": [(1000.0, 1010.0)]})[0] == lines
+    # A fetcher that says something it should not, or fails again later, is reported.
+    other = Line("mx1", "journal tlsrpt-reportd", 1005.0, texts[0].replace("' :", "' : Traceback"))
+    again = Line("mx1", "journal tlsrpt-reportd", 1005.0, texts[1].replace("run 0", "run 3"))
+    assert unexpected([other, again], PROVOKED, {"tests/lab/test_backups.py::test_drill[restic]": [(1000.0, 1010.0)]})[0] \
+        == [other, again]

@@ -57,10 +57,10 @@ def test_every_default_is_documented():
     assert not missing, f"not in the README's option tables: {sorted(missing)}"
 
 
-# Data with every optional part present (a backup host, RFC 2136 publishing) but no
-# setting: the settings come only from the defaults.
+# Data with every optional part present (a backup host, RFC 2136 publishing, a
+# smarthost) but no setting: the settings come only from the defaults.
 BARE = VALID.replace("hosts:\n", "hosts:\n  bk.example.org: {address: 192.0.2.12, roles: [backup]}\n")
-BARE = "dns: {publish: {server: 192.0.2.53}}\n" + BARE
+BARE = "dns: {publish: {server: 192.0.2.53}}\nrelay: {host: smtp.provider.example}\n" + BARE
 
 
 def test_leaving_a_setting_out_is_writing_its_default(write_data):
