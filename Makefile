@@ -56,7 +56,7 @@ unit: venv
 lab-test: venv
 	$(PY) lab/labctl up
 	$(PY) lab/labctl ensure-deployed
-	$(VENV)/bin/pytest -q --durations=20 $(or $(T),tests/lab)
+	$(VENV)/bin/pytest -q --durations=40 $(or $(T),tests/lab)
 
 ## release-test: mx1 and mx2 on Debian 12 (the rest of the lab as it is): deploy,
 ##   idempotence, mail flow, a restore, then the in-place upgrade to 13 (whose power cut
@@ -68,7 +68,7 @@ RELEASE_TESTS := tests/lab/test_hosts.py tests/lab/test_idempotence.py tests/lab
 release-test: venv
 	MAILSTACK_MACHINE_RELEASES="$(RELEASE_MACHINES)" $(PY) lab/labctl up
 	MAILSTACK_MACHINE_RELEASES="$(RELEASE_MACHINES)" $(PY) lab/labctl ensure-deployed
-	MAILSTACK_MACHINE_RELEASES="$(RELEASE_MACHINES)" $(VENV)/bin/pytest -q --durations=10 $(RELEASE_TESTS)
+	MAILSTACK_MACHINE_RELEASES="$(RELEASE_MACHINES)" $(VENV)/bin/pytest -q --durations=25 $(RELEASE_TESTS)
 
 ## lab-down: destroy the lab, remove its bridge, stop its apt proxy
 lab-down: venv
