@@ -1,6 +1,7 @@
 """What the roles render is derived from the model: DNS, Postfix maps, Dovecot files."""
 import hashlib
 import subprocess
+from pathlib import Path
 
 from mailstack.dns import zone_file, zone_records
 from mailstack.dovecot import passwd_file, users_file
@@ -89,6 +90,40 @@ def test_extra_zone_and_zone_file(write_data):
     assert "example.test. 300 IN MX 10 mail.example.test." in text
     assert "mail.example.test. 300 IN A 192.0.2.20" in text
     assert '_mta-sts.example.test. 300 IN TXT "v=STSv1; id=1"' in text
+
+
+
+def knot_conf(mail, zones, key):
+    import types
+
+    import jinja2
+    import yaml
+    env = jinja2.Environment(loader=jinja2.FileSystemLoader(
+        Path(__file__).resolve().parents[2] / "templates" / "dns"),
+        trim_blocks=True, lstrip_blocks=True, undefined=jinja2.StrictUndefined)
+    text = env.get_template("etc/knot/knot.conf.j2").render(
+        mail=mail, host=types.SimpleNamespace(data=types.SimpleNamespace(address="192.0.2.53")),
+        zones=zones, mail_zones={d.name for d in mail.domains}, port=53, key=key, rrl_rate=200)
+    return yaml.safe_load(text)
+
+
+def test_knot_writes_published_records_back_to_a_mail_zones_file_and_only_there(write_data):
+    """At every start Knot applies a zone file's difference to its journal: a mail
+    zone's file must hold what publish sent, or a restart drops MX, DKIM, TLSA."""
+    mail = system(write_data)
+    mail_zones = sorted(d.name for d in mail.domains)
+    for key in ({"name": "k", "algorithm": "hmac-sha256", "secret": "c2VjcmV0"}, None):
+        conf = knot_conf(mail, mail_zones + ["example.test"], key)
+        templates = {t["id"]: t for t in conf["template"]}
+        for zone in conf["zone"]:
+            template = templates[zone.get("template", "default")]
+            mail_zone = zone["domain"] in mail_zones
+            assert template["zonefile-sync"] == (0 if mail_zone else -1), zone
+            # Both read the zone file from the same place, signed and rate-limited alike.
+            assert (template["storage"], template["file"], template["dnssec-signing"]) == (
+                "/var/lib/knot/zones", "%s.zone", True)
+            assert ("acl" in zone) == (mail_zone and key is not None), zone
+        assert templates["default"]["global-module"] == "mod-rrl/default"
 
 
 def test_postfix_knows_every_address_and_keeps_mailboxes_out_of_catch_all(write_data):
