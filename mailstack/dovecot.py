@@ -25,7 +25,7 @@ def users_file(system: MailSystem, dovecot: str = "2.4") -> str:
     return "".join(
         f"{m.address}::{VMAIL_UID}:{VMAIL_UID}::{home_of(m.address)}::"
         + quota.format(m.quota) + "\n"
-        for m in system.mailboxes)
+        for m in system.stores)
 
 
 def retention_file(system: MailSystem) -> str:
@@ -33,7 +33,22 @@ def retention_file(system: MailSystem) -> str:
     POP3-deleted, expunged, Trash and Junk mail."""
     return "".join(
         f"{m.address} {r.pop3_deleted} {r.expunged} {r.trash} {r.junk}\n"
-        for m in system.mailboxes for r in [m.retention])
+        for m in system.stores for r in [m.retention])
+
+
+# Dovecot's ACL rights (doveadm acl set) for each right of a shared mailbox's member.
+# \Seen is each member's own (a private index), so reading marks nothing for others.
+SHARED_ACL = {"read": ("lookup", "read", "write-seen")}
+SHARED_ACL["write"] = SHARED_ACL["read"] + ("write", "write-deleted", "insert", "post", "expunge")
+SHARED_ACL["delete"] = SHARED_ACL["write"] + ("create", "delete")
+
+
+def shared_settings(system: MailSystem) -> str:
+    """mailstack-shared's settings (mailstack/host/shared.py): each shared mailbox's
+    folders and each member's ACL rights."""
+    return json.dumps([{"address": s.address, "folders": list(s.folders),
+                        "members": {m: list(SHARED_ACL[right]) for m, right in s.members}}
+                       for s in system.shared_mailboxes], indent=1, sort_keys=True) + "\n"
 
 
 def offboarded_settings(system: MailSystem) -> str:

@@ -51,6 +51,13 @@ NAME_RE = re.compile(r"[a-z0-9][a-z0-9-]{0,31}")
 # A person's name on a mailbox (greetings, lists): letters of any script, digits,
 # spaces and . ' - only; nothing a header or a terminal would read as syntax.
 PERSON_RE = re.compile(r"\w[\w .'-]{0,63}")
+# A shared mailbox's folder: a plain name (no hierarchy, no leading dot: Maildir++
+# keeps folders as ".name" directories), shown as is in every client.
+FOLDER_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9 _-]{0,63}")
+# What a member of a shared mailbox may do, each level with the one before it:
+# read it, file mail in it (IMAP's MOVE is a copy and an expunge), add and remove
+# its folders. Dovecot's ACL rights per level: mailstack/dovecot.py.
+SHARED_RIGHTS = ("read", "write", "delete")
 SSH_USER_RE = re.compile(r"[a-z_][a-z0-9_-]{0,31}")
 # An https URL without anything a shell or a config file would read as syntax.
 HTTPS_URL_RE = re.compile(r"https://[A-Za-z0-9.-]+(:[0-9]{1,5})?(/[A-Za-z0-9._~%/:@+=,-]*)?")
@@ -212,6 +219,21 @@ class Offboarded:
 
 
 @dataclass(frozen=True)
+class SharedMailbox:
+    """A role mailbox (sales@) its members open beside their own: mail to the address
+    lands in it, nobody logs in as it. members: ((mailbox address, right), ...)."""
+    address: str
+    members: tuple[tuple[str, str], ...]
+    folders: tuple[str, ...]
+    quota: int
+    retention: Retention
+
+    def senders(self):
+        """Members who may send as the address: those who may file its mail."""
+        return [m for m, right in self.members if right != "read"]
+
+
+@dataclass(frozen=True)
 class Alias:
     address: str
     targets: tuple[str, ...]
@@ -368,6 +390,13 @@ class MailSystem:
     relay: Relay | None = None       # a smarthost for all mail to the internet
     offboarded: tuple[Offboarded, ...] = ()
     offboarding_keep: int = 90 * 86400      # seconds (offboarding.keep)
+    shared_mailboxes: tuple[SharedMailbox, ...] = ()
+
+    @property
+    def stores(self):
+        """Every address Dovecot keeps mail for: the mailboxes, then the shared ones
+        (these have no password: nobody logs in as them)."""
+        return self.mailboxes + self.shared_mailboxes
 
     def hosts_with(self, role):
         return [h for h in self.hosts if role in h.roles]
@@ -386,11 +415,14 @@ class MailSystem:
     @cached_property
     def _local(self):
         """(mailbox addresses, {alias: targets}): made once, asked per address."""
-        return {m.address for m in self.mailboxes}, {a.address: a.targets for a in self.aliases}
+        return ({m.address for m in self.mailboxes},
+                {a.address: a.targets for a in self.aliases}
+                | {s.address: tuple(s.senders()) for s in self.shared_mailboxes})
 
     def owners(self, address) -> list[str]:
         """Mailboxes that may send as `address`: itself, or the local mailboxes an
-        alias delivers to (through other aliases too)."""
+        alias delivers to (through other aliases too), or a shared mailbox's members
+        who may file its mail."""
         mailboxes, aliases = self._local
         found, todo, seen = [], [address], set()
         while todo:
@@ -609,7 +641,7 @@ def parse_system(raw, path, hashes_text=None, placeholders=False) -> MailSystem:
               optional=("name", "defaults", "limits", "mailboxes", "aliases",
                         "password_hashes_file", "postmaster", "tls", "dns", "greylisting", "queue",
                         "webmail", "backup", "quota_warnings", "spam", "firewall", "fail2ban",
-                        "relay", "offboarding", "offboarded"))
+                        "relay", "offboarding", "offboarded", "shared_mailboxes"))
     name = _name(r, raw, path)
     hosts = _hosts(r, raw["hosts"])
     defaults = r.mapping(raw.get("defaults") or {}, "defaults",
@@ -633,9 +665,12 @@ def parse_system(raw, path, hashes_text=None, placeholders=False) -> MailSystem:
         if not isinstance(hashes, dict):
             r.fail("password_hashes_file", f"'{hashes_file}' does not map addresses to hashes")
     mailboxes = _mailboxes(r, raw.get("mailboxes") or [], {d.name: d for d in domains}, hashes)
-    aliases = _aliases(r, raw.get("aliases") or [], names, {m.address for m in mailboxes})
+    shared = _shared_mailboxes(r, raw.get("shared_mailboxes") or [], {d.name: d for d in domains},
+                               {m.address: m for m in mailboxes})
+    stored = {m.address for m in mailboxes} | {s.address for s in shared}
+    aliases = _aliases(r, raw.get("aliases") or [], names, stored)
 
-    local = {m.address for m in mailboxes} | {a.address for a in aliases}
+    local = stored | {a.address for a in aliases}
     for i, (d, raw_d) in enumerate(zip(domains, raw["domains"])):
         if d.catch_all and d.catch_all.split("@")[1] in names and d.catch_all not in local:
             r.fail(f"domains[{i}].catch_all", f"'{d.catch_all}' is not a mailbox or alias")
@@ -687,8 +722,8 @@ def parse_system(raw, path, hashes_text=None, placeholders=False) -> MailSystem:
                       _firewall(r, raw.get("firewall") or {}, raw.get("fail2ban") or {}),
                       _relay(r, raw.get("relay"), path),
                       _offboarded(r, raw.get("offboarded") or [], {d.name: d for d in domains},
-                                  {m.address for m in mailboxes}, hashes),
-                      r.setting(offboarding, "offboarding.keep", r.duration))
+                                  stored, hashes),
+                      r.setting(offboarding, "offboarding.keep", r.duration), shared)
 
 
 def _relay(r, raw, path):
@@ -1012,6 +1047,50 @@ def _offboarded(r, raw, domains, mailbox_addresses, hashes):
         _mailbox(r, address, entry, f"{where}.mailbox", domain, hashes)   # as a restore would read it
         records.append(Offboarded(address, date, keep_until, dict(entry)))
     return tuple(records)
+
+
+def _shared_mailboxes(r, raw, domains, mailbox_addresses):
+    """Role mailboxes: an address of the system that is no mailbox, members that are
+    mailboxes using IMAP (a member offboarded or removed must leave the list first:
+    its rights would name nobody), a right per member, plain folder names.
+    mailbox_addresses: {address: Mailbox}."""
+    shared = []
+    for i, s in enumerate(r.listof(raw, "shared_mailboxes")):
+        where = f"shared_mailboxes[{i}]"
+        r.mapping(s, where, required=("address", "members"), optional=("folders", "quota"))
+        address, domain = _local_address(r, s["address"], f"{where}.address", domains)
+        if address in mailbox_addresses:
+            r.fail(f"{where}.address", f"'{address}' is already a mailbox")
+        if any(x.address == address for x in shared):
+            r.fail(f"{where}.address", f"duplicate shared mailbox '{address}'")
+        members = s["members"]
+        if not isinstance(members, dict) or not members:
+            r.fail(f"{where}.members", f"'{members}' is not a map of mailboxes to rights "
+                                       f"({', '.join(SHARED_RIGHTS)})")
+        for member, right in members.items():
+            at = f"{where}.members.{member}"
+            if r.address(member, at) not in mailbox_addresses:
+                r.fail(at, f"'{member}' is not a mailbox of this system (a member who leaves "
+                           "or is offboarded comes out of this list first)")
+            if "imap" not in mailbox_addresses[member].protocols:
+                r.fail(at, f"'{member}' cannot use IMAP (protocols: "
+                           f"{', '.join(sorted(mailbox_addresses[member].protocols))}), "
+                           "which is how members open a shared mailbox")
+            if right not in SHARED_RIGHTS:
+                r.fail(at, f"'{right}' is not a right (allowed: {', '.join(SHARED_RIGHTS)})")
+        folders = r.listof(s.get("folders") or [], f"{where}.folders")
+        for j, folder in enumerate(folders):
+            if not isinstance(folder, str) or not FOLDER_RE.fullmatch(folder) \
+                    or folder.upper() == "INBOX":
+                r.fail(f"{where}.folders[{j}]", f"'{folder}' is not a plain folder name (letters, "
+                                               "digits, spaces, _ and -, at most 64, not INBOX)")
+            if folder in folders[:j]:
+                r.fail(f"{where}.folders[{j}]", f"duplicate folder '{folder}'")
+        shared.append(SharedMailbox(
+            address, tuple(sorted(members.items())), tuple(folders),
+            r.size(s["quota"], f"{where}.quota") if "quota" in s else domain.quota,
+            domain.retention))
+    return tuple(shared)
 
 
 def _person(r, value, where):

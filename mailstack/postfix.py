@@ -4,7 +4,8 @@ from .model import MailSystem, Relay
 
 def virtual_mailboxes(system: MailSystem) -> str:
     """address -> Maildir path; Postfix only uses it to know who exists."""
-    return "".join(f"{m.address} {m.domain}/{m.localpart}/\n" for m in system.mailboxes)
+    return "".join(f"{a} {a.split('@')[1]}/{a.split('@')[0]}/\n"
+                   for a in [m.address for m in system.stores])
 
 
 def virtual_aliases(system: MailSystem) -> str:
@@ -13,7 +14,7 @@ def virtual_aliases(system: MailSystem) -> str:
     if catch_all:
         # A catch-all (@domain) would swallow real addresses: map them to themselves.
         names = {d.name for d in catch_all}
-        lines += [f"{m.address} {m.address}" for m in system.mailboxes if m.domain in names]
+        lines += [f"{m.address} {m.address}" for m in system.stores if m.address.split("@")[1] in names]
         lines += [f"@{d.name} {d.catch_all}" for d in catch_all]
     return "".join(line + "\n" for line in lines)
 
@@ -21,7 +22,7 @@ def virtual_aliases(system: MailSystem) -> str:
 def sender_logins(system: MailSystem) -> str:
     """address -> the logins allowed to use it as sender (smtpd_sender_login_maps)."""
     lines = []
-    for address in [m.address for m in system.mailboxes] + [a.address for a in system.aliases]:
+    for address in [m.address for m in system.stores] + [a.address for a in system.aliases]:
         owners = system.owners(address)
         if owners:
             lines.append(f"{address} {', '.join(owners)}")
@@ -31,7 +32,7 @@ def sender_logins(system: MailSystem) -> str:
 def relay_recipients(system: MailSystem) -> str:
     """Every address the primary accepts, for a backup MX to check at RCPT time
     (a catch-all domain accepts any address there: @domain)."""
-    addresses = {m.address for m in system.mailboxes} | {a.address for a in system.aliases}
+    addresses = {m.address for m in system.stores} | {a.address for a in system.aliases}
     addresses |= {f"@{d.name}" for d in system.domains if d.catch_all}
     return "".join(f"{a} OK\n" for a in sorted(addresses))
 
@@ -40,7 +41,7 @@ def senders_by_login(system: MailSystem) -> str:
     """login -> every address it may use as sender, envelope and header From alike
     (rspamd's map; the same knowledge as sender_logins, the other way round)."""
     by_login = {}
-    for address in [m.address for m in system.mailboxes] + [a.address for a in system.aliases]:
+    for address in [m.address for m in system.stores] + [a.address for a in system.aliases]:
         for login in system.owners(address):
             by_login.setdefault(login, []).append(address)
     return "".join(f"{login} {' '.join(sorted(addresses))}\n"

@@ -8,8 +8,9 @@ from pyinfra.facts.server import Command
 from pyinfra.operations import files, server
 
 from mailstack.dovecot import (QUOTA_STATUS_PORT, VMAIL_UID, offboarded_settings, passwd_file,
-                               retention_file, users_file)
+                               retention_file, shared_settings, users_file)
 from mailstack.host.offboarded import SETTINGS as OFFBOARDED
+from mailstack.host.shared import SETTINGS as SHARED
 from mailstack.host.password import CHANGES, PASSWD, SERVICES, parse_changes
 # Roundcube's password changes (poppassd protocol, roles/webmail.py), on loopback.
 PASSWORD_PORT = 106
@@ -62,6 +63,9 @@ class Dovecot(Service):
         self.program("mailstack-offboarded")
         self.offboarded = self.put(OFFBOARDED, offboarded_settings(mail), mode="600", watch=False,
                                    create_remote_dir=True)
+        self.program("mailstack-shared")
+        self.shared = self.put(SHARED, shared_settings(mail), mode="600", watch=False,
+                               create_remote_dir=True)
         # Dovecot (as vmail) compiles the global learning scripts on first use and
         # keeps the binaries beside them.
         files.directory(name="dovecot: global sieve directory", path="/var/lib/mailstack/sieve",
@@ -85,6 +89,9 @@ class Dovecot(Service):
         # aside, restored ones come back.
         server.shell(name="dovecot: offboarded mailboxes aside, restored ones back",
                      commands=["mailstack-offboarded apply"], _if=self.offboarded.did_change)
+        # Shared mailboxes' folders and rights as the data says, once Dovecot knows them.
+        server.shell(name="dovecot: shared mailboxes' folders and rights",
+                     commands=["mailstack-shared apply"], _if=self.shared.did_change)
         self.units("mailstack-offboarded.service", "mailstack-offboarded.timer",
                    start=["mailstack-offboarded.timer"])
 

@@ -19,6 +19,7 @@ PROGRAMS = {
     "mailstack-upgrade": "upgrade",
     "mailstack-offboarded": "offboarded",
     "mailstack-migrate": "migrate",
+    "mailstack-shared": "shared",
 }
 
 

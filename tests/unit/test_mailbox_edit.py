@@ -236,13 +236,21 @@ def test_remove_refuses_a_catch_all_naming_the_file_and_field(example, capsys):
 def test_remove_takes_the_comment_above_an_entry_and_its_hash(lab, tmp_path):
     hashes = tmp_path / ".lab" / "password-hashes.yml"
     before, hashes_before = lab.read_text(), hashes.read_text()
-    assert run(["mailbox", "remove", str(lab), "grace@acme.test"])[0] == 0
+    assert run(["mailbox", "remove", str(lab), "frank@globex.test"])[0] == 0
     removed, added = changes(before, lab.read_text())
-    assert removed == ["  # Changes her own password in webmail (the other lab passwords stay as made).\n",
-                       "  - address: grace@acme.test\n"] and added == []
+    assert removed == ["  # A tiny quota for the quota scenarios.\n",
+                       "  - address: frank@globex.test\n", "    quota: 200K\n"] and added == []
     removed, added = changes(hashes_before, hashes.read_text())
-    assert [line.split(":")[0] for line in removed] == ["grace@acme.test"] and added == []
-    assert "grace@acme.test" not in {m.address for m in load_system(lab).mailboxes}
+    assert [line.split(":")[0] for line in removed] == ["frank@globex.test"] and added == []
+    assert "frank@globex.test" not in {m.address for m in load_system(lab).mailboxes}
+
+
+def test_a_member_of_a_shared_mailbox_is_not_removed_while_the_data_names_them(lab, capsys):
+    before = lab.read_bytes()
+    assert run(["mailbox", "remove", str(lab), "grace@acme.test"])[0] == 1
+    assert lab.read_bytes() == before
+    assert ("shared_mailboxes[0].members.grace@acme.test: 'grace@acme.test' is not a mailbox of this "
+            "system (a member who leaves or is offboarded comes out of this list first)") in capsys.readouterr().err
 
 
 # --- alias ---

@@ -112,7 +112,11 @@ def test_remove_takes_the_address_out_of_aliases_that_deliver_to_others_too(exam
     ("anna@client-one.example", ["--alias-to", "anna@client-one.example"], "cannot deliver to itself"),
     ("ops@agency.example", ["--remove"], "is the only target of postmaster@agency.example"),
     ("office@client-two.example", ["--remove"], "catch_all: 'office@client-two.example' is not a mailbox or alias"),
-], ids=["unknown", "alias-outside", "forward-inside", "alias-to-nothing", "itself", "only-target", "catch-all"])
+    ("ops@agency.example", ["--forward-to", "ops@elsewhere.example"],
+     "shared_mailboxes[0].members.ops@agency.example: 'ops@agency.example' is not a mailbox of "
+     "this system (a member who leaves or is offboarded comes out of this list first)"),
+], ids=["unknown", "alias-outside", "forward-inside", "alias-to-nothing", "itself", "only-target", "catch-all",
+        "shared-member"])
 def test_a_bad_offboarding_touches_no_host_and_no_file(example, hosts, capsys, address, how, message):
     before = example.read_bytes()
     assert offboard(example, address, *how) == 1
