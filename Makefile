@@ -68,7 +68,7 @@ lab-test: venv
 RELEASE_MACHINES := mx1=bookworm mx2=bookworm
 RELEASE_TESTS := tests/lab/test_hosts.py tests/lab/test_idempotence.py tests/lab/test_mail_flow.py \
 	"tests/lab/test_backups.py::test_a_deleted_folder_of_any_mail_comes_back_as_of_an_earlier_backup_and_newer_mail_stays[restic]" \
-	tests/lab/test_debian_upgrade.py tests/lab/test_logs_are_clean.py
+	tests/lab/test_shared_mailboxes.py tests/lab/test_debian_upgrade.py tests/lab/test_logs_are_clean.py
 release-test: venv
 	MAILSTACK_MACHINE_RELEASES="$(RELEASE_MACHINES)" $(PY) lab/labctl up
 	MAILSTACK_MACHINE_RELEASES="$(RELEASE_MACHINES)" $(PY) lab/labctl ensure-deployed
