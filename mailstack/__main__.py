@@ -184,7 +184,7 @@ def hash_password_command():
 def check(file):
     system = load(file)
     print(f"{file}: ok ({len(system.domains)} domains, {len(system.mailboxes)} mailboxes, "
-          f"{len(system.aliases)} aliases)")
+          f"{len(system.aliases)} aliases, {len(system.shared_mailboxes)} shared mailboxes)")
 
 
 def records(file):
@@ -235,7 +235,8 @@ def backup_status(inventory, as_json=False):
 def restore_mailbox(inventory, address, as_of=None):
     from .facts import run_here
     system, _ = inventory_system(inventory)
-    if address not in {m.address for m in system.mailboxes}:
+    # A shared mailbox's mail is restored as a person's is.
+    if address not in {m.address for m in system.stores}:
         sys.exit(f"mailstack: {address} is not a mailbox of {system.name}")
     option = f" --as-of {shlex.quote(as_of)}" if as_of is not None else ""
     sys.exit(0 if run_here(inventory, system.primary_mx.fqdn,

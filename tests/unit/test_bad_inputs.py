@@ -269,7 +269,7 @@ def test_restore_mailbox_quotes_the_address_in_the_remote_command(monkeypatch):
 
     from mailstack import __main__, facts
     address = "x';reboot;'@example.org"        # what the model refuses, quoted anyway
-    system = types.SimpleNamespace(mailboxes=[types.SimpleNamespace(address=address)],
+    system = types.SimpleNamespace(stores=[types.SimpleNamespace(address=address)],
                                    primary_mx=types.SimpleNamespace(fqdn="mx1.example.org"),
                                    name="shop")
     monkeypatch.setattr(__main__, "inventory_system", lambda inventory: (system, {}))

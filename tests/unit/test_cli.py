@@ -168,6 +168,7 @@ def test_the_console_command_is_main_and_reads_sys_argv(monkeypatch):
 def lab_system(**extra):
     return types.SimpleNamespace(
         name="lab", mailboxes=[types.SimpleNamespace(address="carol@acme.test")],
+        stores=[types.SimpleNamespace(address="carol@acme.test")],
         primary_mx=types.SimpleNamespace(fqdn="mx1.acme.test"), **extra)
 
 
