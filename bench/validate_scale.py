@@ -90,7 +90,8 @@ def main():
             times, system = timed(lambda: load_system(big_data), 1)
             big += times
             parse += timed(lambda: [yaml.load(t, Loader=SAFE_LOADER) for t in texts], 1)[0]
-    size = f"{len(system.mailboxes)} mailboxes, {len(system.domains)} domains, {len(system.aliases)} aliases"
+    size = (f"{len(system.mailboxes)} mailboxes, {len(system.domains)} domains, {len(system.aliases)} aliases, "
+            f"{len(system.shared_mailboxes)} shared")
     lab_system = load_system(LAB_DATA, hashes_text=lab_hashes)
     print(header("validate (load_system)"))
     print(row(f"the lab's data ({len(lab_system.mailboxes)} mailboxes)", lab))
