@@ -111,6 +111,13 @@ def zone_records(system: MailSystem, extra_zones=None, facts=None) -> dict[str, 
         records += [Record(_fqdn(z), "NS", _fqdn(ns), ttl) for ns in nameservers]
     for d in system.domains:
         zones[d.name] += [Record(*r, ttl) for r in mail_domain_records(system, d.name, facts)]
+    # A domain whose DMARC reports go to an address in another zone of ours: that
+    # zone says it takes them (RFC 7489 7.1), else receivers send them nowhere.
+    reports = system.dns.dmarc_reports.split("@")[1]
+    for d in system.domains:
+        z = zone_of(reports, zones)
+        if z and reports != d.name:
+            zones[z].append(Record(f"{d.name}._report._dmarc.{_fqdn(reports)}", "TXT", txt("v=DMARC1"), ttl))
     addresses = {h.fqdn: h.address for h in system.hosts}
     for z, spec in (extra_zones or {}).items():
         if "mx" in spec:

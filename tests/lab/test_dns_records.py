@@ -118,3 +118,33 @@ def test_a_flood_of_queries_gets_truncated_answers_not_amplified_ones(lab):
     # about one in two got a truncated one and the others none at all.
     assert full < sent / 2 and len(truncated) > sent / 8 and len(answers) < sent, (
         full, len(truncated), len(answers))
+
+
+@pytest.fixture
+def lab_dns_only(lab, monkeypatch):
+    """Any lookup that names no server goes to the lab resolver too, never to the
+    operator machine's own."""
+    resolver = dns.resolver.Resolver(configure=False)
+    resolver.nameservers = [lab["resolver"]]
+    monkeypatch.setattr(dns.resolver, "default_resolver", resolver)
+    return [lab["resolver"]]
+
+
+@pytest.mark.parametrize("domain", [d.name for d in SYSTEM.domains])
+def test_checkdmarc_finds_every_record_valid_and_warns_of_nothing(lab_dns_only, domain):
+    """PyPI's checkdmarc, an independent validator, reads the domain's SPF, DMARC
+    (with the authorization a report address in another domain needs, RFC 7489 7.1),
+    TLS-RPT, MX and NS records and its DNSSEC chain through the lab resolver. (Its
+    MTA-STS and BIMI checks fetch over HTTPS by the machine's own resolver: left out;
+    test_secure_transport.py checks MTA-STS with real senders.)"""
+    from checkdmarc import check_mx, check_ns
+    from checkdmarc.dmarc import check_dmarc
+    from checkdmarc.dnssec import check_dnssec
+    from checkdmarc.smtp_tls_reporting import check_smtp_tls_reporting
+    from checkdmarc.spf import check_spf
+    results = {check.__name__: check(domain, nameservers=lab_dns_only)
+               for check in (check_spf, check_dmarc, check_smtp_tls_reporting, check_mx, check_ns)}
+    problems = {name: {k: r[k] for k in ("error", "warnings") if r.get(k)} for name, r in results.items()}
+    assert not any(problems.values()), problems
+    assert all(results[name]["valid"] for name in ("check_spf", "check_dmarc", "check_smtp_tls_reporting"))
+    assert check_dnssec(domain, nameservers=lab_dns_only)

@@ -233,3 +233,11 @@ def test_every_host_name_has_spf_for_what_it_sends_with_an_empty_sender(write_da
     by = {(r.name, r.rtype): r.value for r in zone_records(system(write_data))["example.org"]}
     assert by[("mx1.example.org.", "TXT")] == '"v=spf1 a -all"'
     assert by[("mx2.example.org.", "TXT")] == '"v=spf1 a -all"'
+
+
+def test_the_report_domain_authorizes_dmarc_reports_for_the_other_domains(write_data):
+    zones = zone_records(system(write_data))
+    authorizations = [(z, r.name, r.value) for z, records in zones.items() for r in records
+                      if "._report._dmarc." in r.name]
+    # RFC 7489 7.1: example.net's reports go to postmaster@example.org.
+    assert authorizations == [("example.org", "example.net._report._dmarc.example.org.", '"v=DMARC1"')]
