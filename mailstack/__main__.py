@@ -15,6 +15,7 @@ import json
 import os
 import runpy
 import shlex
+import ssl
 import subprocess
 import sys
 
@@ -232,6 +233,36 @@ def backup_status(inventory, as_json=False):
     sys.exit(0 if ok else 1)
 
 
+def status(inventory, as_json=False, resolver=None, ca=None):
+    import dns.flags
+    import dns.resolver
+
+    from . import status as st
+    from .backup import STATUS_COMMAND as BACKUP_STATUS, clients, statuses
+    from .facts import gather, run_on
+    system, _ = inventory_system(inventory)
+    lookup = dns.resolver.Resolver(configure=resolver is None)
+    if resolver:
+        lookup.nameservers = [resolver]
+    lookup.use_edns(0, dns.flags.DO, 1232)     # asks for the AD flag (DNSSEC validated)
+    lookup.lifetime = 10
+    context = ssl.create_default_context(cafile=ca)
+    mail_hosts = {h.fqdn for h in [system.primary_mx] + system.backup_mx}
+    reports = st.parse_host_reports(run_on(
+        inventory, [h.fqdn for h in system.hosts], f"{st.STATUS_COMMAND} {st.peer_arguments(system)}",
+        check=False))
+    checks = []
+    for h in system.hosts:
+        rows = st.host_checks(h.fqdn, reports.get(h.fqdn))
+        checks += [c for c in rows if c.check != "mx reachable" or h.fqdn in mail_hosts]
+    backups = run_on(inventory, [h.fqdn for h in clients(system)], BACKUP_STATUS, check=False)
+    checks += st.backup_checks(statuses(backups))
+    checks += st.dns_checks(system, gather(inventory, system), lookup)
+    checks += st.mta_sts_checks(system, lookup, context)
+    print(json.dumps(st.as_json(system.name, checks), indent=2) if as_json else st.table(system.name, checks))
+    sys.exit(1 if any(c.problem for c in checks) else 0)
+
+
 def restore_mailbox(inventory, address, as_of=None):
     from .facts import run_here
     system, _ = inventory_system(inventory)
@@ -320,6 +351,13 @@ def parser():
     c = command("queue", queue, "what each backup MX holds, per domain")
     inventory(c)
     c.add_argument("--flush", action="store_true", help="send it to the primary now")
+    as_json(c)
+    c = command("status", status, "what needs attention: DNS records, DNSSEC, MTA-STS, services, "
+                                  "certificates, queues, disks, quotas, backups, the MX reaching each "
+                                  "other; exit 1 if anything does")
+    inventory(c)
+    c.add_argument("--resolver", metavar="ADDRESS", help="ask this DNS resolver (default: this machine's)")
+    c.add_argument("--ca", metavar="FILE", help="trust this CA for the MTA-STS policy (default: the system's)")
     as_json(c)
     c = command("backup-status", backup_status, "each host's last backup; exit 1 if one failed")
     inventory(c)

@@ -13,14 +13,19 @@ TLSA_COMMAND = ("openssl x509 -in /etc/letsencrypt/live/mailstack/cert.pem -noou
                 " | openssl pkey -pubin -outform DER | sha256sum | cut -d' ' -f1")
 
 
-def run_on(inventory, group, command):
-    """{host: stdout} of `command` on every host of `group` (through pyinfra's
-    Command fact: the deploy's connection settings and sudo)."""
+def run_on(inventory, group, command, check=True):
+    """{host: stdout} of `command` on every host of `group` (a group or FQDN, or a
+    list of them; through pyinfra's Command fact: the deploy's connection settings
+    and sudo). check=False: a host that fails or does not answer is left out."""
+    limits = [group] if isinstance(group, str) else group
     result = subprocess.run(
-        [str(PYINFRA), "-y", "--json", "--limit", group, str(inventory), "fact",
-         "server.Command", f"command={command}"],
-        capture_output=True, text=True, check=True)
-    (by_host,) = json.loads(result.stdout).values()   # {"server.Command (...)": {host: out}}
+        [str(PYINFRA), "-y", "--json", *[a for g in limits for a in ("--limit", g)], str(inventory),
+         "fact", "server.Command", f"command={command}"],
+        capture_output=True, text=True, check=check)
+    try:
+        (by_host,) = json.loads(result.stdout).values()   # {"server.Command (...)": {host: out}}
+    except (ValueError, json.JSONDecodeError):
+        return {}
     return {h: (v or "").strip() for h, v in by_host.items()}
 
 

@@ -46,6 +46,8 @@ class Base(Service):
                       dest=f"{INSTALL}/{path.relative_to(PACKAGE_ROOT.parent)}")
         # Moving to the next Debian release (python -m mailstack upgrade).
         self.program("mailstack-upgrade")
+        # What `mailstack status` asks each host.
+        self.program("mailstack-status")
 
     def activate(self):
         systemd.service(name="base: journald", service="systemd-journald", restarted=True,

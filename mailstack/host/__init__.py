@@ -20,6 +20,7 @@ PROGRAMS = {
     "mailstack-offboarded": "offboarded",
     "mailstack-migrate": "migrate",
     "mailstack-shared": "shared",
+    "mailstack-status": "status",
 }
 
 

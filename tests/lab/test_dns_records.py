@@ -9,6 +9,7 @@ import pytest
 from mailstack.dns import zone_records
 from mailstack.facts import TLSA_COMMAND
 from mailstack.model import load_system
+from mailstack.status import wanted_records, wrong_records
 
 from .conftest import ROOT
 from .mailclient import wait_until
@@ -21,28 +22,6 @@ def expected(lab, hosts):
     tlsa = {lab["hosts"]["mx1"]["fqdn"]: hosts["mx1"].check_output(TLSA_COMMAND).strip()}
     zones = zone_records(SYSTEM, facts={"tlsa": tlsa})
     return [r for d in SYSTEM.domains for r in zones[d.name]]
-
-
-def wanted_records(expected):
-    """(name, type) -> the values the model wants there."""
-    wanted = {}
-    for r in expected:
-        wanted.setdefault((r.name, r.rtype), set()).add(
-            dns.rdata.from_text("IN", r.rtype, r.value).to_text())
-    return wanted
-
-
-def wrong_records(resolver, expected):
-    """(name, type) -> (what resolves, what the model wants), for every record that differs."""
-    wrong = {}
-    for (name, rtype), values in wanted_records(expected).items():
-        try:
-            got = {r.to_text() for r in resolver.resolve(name, rtype)}
-        except dns.exception.DNSException as e:
-            got = repr(e)
-        if got != values:
-            wrong[(name, rtype)] = (got, values)
-    return wrong
 
 
 def test_every_generated_record_resolves_with_its_value(resolver, expected):

@@ -1,0 +1,106 @@
+"""mailstack-status: what `mailstack status` asks each host, as one JSON object.
+
+    mailstack-status [--peer HOST:PORT ...]
+
+services   every service and timer this kit runs that is enabled here: its state
+           (anything but "active" needs attention), and the units systemd lists failed
+certificate the ACME certificate's expiry (seconds left), where the host has one
+queue      Postfix's queue: messages and the oldest one's age (seconds)
+disk       percent used of / and of the mail store
+quota      mailboxes at QUOTA_WARN percent of their quota or more
+peers      whether each HOST:PORT answers a TCP connection from here (the other MX)
+"""
+import argparse
+import datetime
+import json
+import os
+import shutil
+import socket
+import subprocess
+import time
+
+CERT = "/etc/letsencrypt/live/mailstack/cert.pem"
+# Units of this kit (and Debian's, that it enables) that must run where enabled.
+UNITS = ("postfix", "dovecot", "rspamd", "redis-server", "nginx", "php8.2-fpm", "php8.4-fpm",
+         "postgresql", "knot", "unbound", "fail2ban", "tlsrpt-collectd", "tlsrpt-reportd",
+         "mailstack-password.socket", "certbot.timer", "mailstack-backup.timer",
+         "mailstack-backup-check.timer", "mailstack-backup-prune.timer", "mailstack-dkim-retire.timer",
+         "mailstack-expire.timer", "mailstack-offboarded.timer")
+QUOTA_WARN = 90
+
+
+def run(*argv):
+    result = subprocess.run(argv, capture_output=True, text=True)
+    return result.stdout if result.returncode == 0 else None
+
+
+def services():
+    states = {}
+    for unit in UNITS:
+        if (run("systemctl", "is-enabled", unit) or "").strip() == "enabled":
+            states[unit] = (subprocess.run(["systemctl", "is-active", unit], capture_output=True,
+                                           text=True).stdout.strip() or "unknown")
+    failed = (run("systemctl", "list-units", "--state=failed", "--plain", "--no-legend") or "").split("\n")
+    return {"units": states, "failed": [line.split()[0] for line in failed if line.strip()]}
+
+
+def certificate(now):
+    out = run("openssl", "x509", "-in", CERT, "-noout", "-enddate") if os.path.exists(CERT) else None
+    if not out:
+        return None
+    end = datetime.datetime.strptime(out.strip().split("=", 1)[1], "%b %d %H:%M:%S %Y %Z")
+    return {"not_after": end.isoformat() + "Z",
+            "seconds_left": int(end.replace(tzinfo=datetime.timezone.utc).timestamp() - now)}
+
+
+def queue(now):
+    if not shutil.which("postqueue"):
+        return None
+    arrivals = [json.loads(line)["arrival_time"] for line in (run("postqueue", "-j") or "").splitlines()
+                if line.strip()]
+    return {"messages": len(arrivals), "oldest": int(now - min(arrivals)) if arrivals else 0}
+
+
+def disk():
+    used = {}
+    for path in ("/", "/var/vmail"):
+        if os.path.isdir(path):
+            s = os.statvfs(path)
+            used[path] = round(100 * (1 - s.f_bavail / s.f_blocks), 1) if s.f_blocks else 0.0
+    return used
+
+
+def quota():
+    """Mailboxes at QUOTA_WARN % or more of their storage quota."""
+    if not shutil.which("doveadm"):
+        return None
+    full = []
+    for line in (run("doveadm", "-f", "tab", "quota", "get", "-A") or "").splitlines()[1:]:
+        fields = line.split("\t")
+        if len(fields) >= 6 and fields[2] == "STORAGE" and fields[5].isdigit() \
+                and int(fields[5]) >= QUOTA_WARN:
+            full.append({"mailbox": fields[0], "percent": int(fields[5])})
+    return full
+
+
+def peers(targets):
+    reached = {}
+    for target in targets:
+        host, _, port = target.rpartition(":")
+        if host == socket.getfqdn():
+            continue
+        try:
+            socket.create_connection((host, int(port)), timeout=5).close()
+            reached[target] = True
+        except OSError:
+            reached[target] = False
+    return reached
+
+
+def main(argv=None):
+    p = argparse.ArgumentParser(prog="mailstack-status")
+    p.add_argument("--peer", action="append", default=[], metavar="HOST:PORT")
+    args = p.parse_args(argv)
+    now = time.time()
+    print(json.dumps({"services": services(), "certificate": certificate(now), "queue": queue(now),
+                      "disk": disk(), "quota": quota(), "peers": peers(args.peer)}, sort_keys=True))
