@@ -101,5 +101,7 @@ globals().update(inventory(
     # authoritative server answers the world (and RFC 2136 updates) on 5300.
     dns_port=5300,
     rspamd_test_patterns=True,
+    # outside's DNS blocklist (roles/outside.py), which the lab resolver asks there.
+    lab_dnsbl={"zone": "dnsbl.test", "server": _OUTSIDE["address"]},
     lab_network=f"{LAB['operator_address'].rsplit('.', 1)[0]}.0/24",
 ))

@@ -259,6 +259,7 @@ def status(inventory, as_json=False, resolver=None, ca=None):
     checks += st.backup_checks(statuses(backups))
     checks += st.dns_checks(system, gather(inventory, system), lookup)
     checks += st.mta_sts_checks(system, lookup, context)
+    checks += st.dnsbl_checks(system, lookup)
     print(json.dumps(st.as_json(system.name, checks), indent=2) if as_json else st.table(system.name, checks))
     sys.exit(1 if any(c.problem for c in checks) else 0)
 

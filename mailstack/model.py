@@ -96,6 +96,7 @@ DEFAULTS = {
     "limits.recipients": 100,                  # recipients of one message
     "limits.messages_per_minute": 60,          # messages a minute from one connecting client
     "quota_warnings": [95, 80],                # % of its quota at which a mailbox gets a warning mail
+    "dnsbls": [],                              # DNS blocklists `mailstack status` asks about the MX addresses
     "tls.min_version": "TLSv1.2",              # oldest TLS of Postfix (in and out), Dovecot and nginx
     "tls.acme_directory": LETS_ENCRYPT,        # the ACME CA the certificates come from
     "greylisting.delay": "5m",                 # a new sender's retry is accepted after this
@@ -391,6 +392,7 @@ class MailSystem:
     offboarded: tuple[Offboarded, ...] = ()
     offboarding_keep: int = 90 * 86400      # seconds (offboarding.keep)
     shared_mailboxes: tuple[SharedMailbox, ...] = ()
+    dnsbls: tuple[str, ...] = ()     # blocklist zones (mailstack status)
 
     @property
     def stores(self):
@@ -641,7 +643,7 @@ def parse_system(raw, path, hashes_text=None, placeholders=False) -> MailSystem:
               optional=("name", "defaults", "limits", "mailboxes", "aliases",
                         "password_hashes_file", "postmaster", "tls", "dns", "greylisting", "queue",
                         "webmail", "backup", "quota_warnings", "spam", "firewall", "fail2ban",
-                        "relay", "offboarding", "offboarded", "shared_mailboxes"))
+                        "relay", "offboarding", "offboarded", "shared_mailboxes", "dnsbls"))
     name = _name(r, raw, path)
     hosts = _hosts(r, raw["hosts"])
     defaults = r.mapping(raw.get("defaults") or {}, "defaults",
@@ -723,7 +725,9 @@ def parse_system(raw, path, hashes_text=None, placeholders=False) -> MailSystem:
                       _relay(r, raw.get("relay"), path),
                       _offboarded(r, raw.get("offboarded") or [], {d.name: d for d in domains},
                                   stored, hashes),
-                      r.setting(offboarding, "offboarding.keep", r.duration), shared)
+                      r.setting(offboarding, "offboarding.keep", r.duration), shared,
+                      tuple(r.domain(z, f"dnsbls[{i}]")
+                            for i, z in enumerate(r.setting(raw, "dnsbls", r.listof))))
 
 
 def _relay(r, raw, path):

@@ -4,6 +4,7 @@ hosts (mailstack/host/status.py, and the backups' own status). Each check is a r
 a row with a problem makes the command exit 1."""
 import datetime
 import http.client
+import ipaddress
 import json
 import socket
 import ssl
@@ -70,6 +71,31 @@ def dns_checks(system, facts, resolver):
             except dns.exception.DNSException:
                 validated = False
             checks.append(Check("dnssec", d.name, "" if validated else "the resolver does not validate it"))
+    return checks
+
+
+def dnsbl_checks(system, resolver):
+    """Each MX address on each blocklist the data names: a blocklist answers an A
+    record (127.0.0.x) for a listed address, NXDOMAIN for a clean one."""
+    checks = []
+    for h in [system.primary_mx] + system.backup_mx:
+        for zone in system.dnsbls:
+            name = ipaddress.ip_address(h.address).reverse_pointer.rsplit(".", 2)[0] + f".{zone}"
+            try:
+                answer = resolver.resolve(name, "A")
+            except (dns.resolver.NXDOMAIN, dns.resolver.NoAnswer):
+                checks.append(Check("dnsbl", f"{h.fqdn} on {zone}"))
+                continue
+            except dns.exception.DNSException as e:
+                checks.append(Check("dnsbl", f"{h.fqdn} on {zone}", f"no answer from the blocklist: {e}"))
+                continue
+            try:
+                reason = " ".join(b.decode() for r in resolver.resolve(name, "TXT") for b in r.strings)
+            except dns.exception.DNSException:
+                reason = ""
+            checks.append(Check("dnsbl", f"{h.fqdn} on {zone}",
+                                f"listed ({', '.join(sorted(r.to_text() for r in answer))})"
+                                + (f": {reason}" if reason else "")))
     return checks
 
 

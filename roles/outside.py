@@ -2,9 +2,11 @@
 (example.test) that delivers to MX hosts found in DNS, like any sender out there,
 and keeps every message it receives in one Maildir (user `catchall`). It is also
 a storage provider the operator rents (account `offsite`, SFTP and Borg over SSH):
-the lab's second backup copy (backup.repositories); and a smarthost provider
+the lab's second backup copy (backup.repositories); a smarthost provider
 (submission on port 587, STARTTLS, SASL logins from a sasldb): a mail system with
-relay: in its data sends through it (tests/lab/test_smarthost.py)."""
+relay: in its data sends through it (tests/lab/test_smarthost.py); and a DNS
+blocklist (Debian's rbldnsd, zone host.data.lab_dnsbl["zone"]) that
+tests/lab/test_status.py lists mx1 in."""
 import shlex
 from pathlib import Path
 
@@ -21,6 +23,8 @@ from roles import Service, release
 TLS_CERT, TLS_KEY = "/etc/ssl/mailstack/outside.pem", "/etc/ssl/mailstack/outside.key"
 # The smarthost's accounts (Cyrus SASL's own database, read by Postfix's smtpd).
 SASLDB = "/etc/postfix/sasl/sasldb2"
+# The blocklist's addresses (rbldnsd's ip4set format), in its state directory.
+LISTED = "/var/lib/rbldns/listed"
 
 
 class Outside(Service):
@@ -31,7 +35,7 @@ class Outside(Service):
     # sasl2-bin makes the smarthost's accounts (saslpasswd2), libsasl2-modules checks
     # their PLAIN and LOGIN logins.
     PACKAGES = ("postfix", "opendkim", "swaks", "python3-dkim", "python3-spf", "testssl.sh",
-                "sasl2-bin", "libsasl2-modules", *Borg.server_packages)
+                "sasl2-bin", "libsasl2-modules", "rbldnsd", *Borg.server_packages)
 
     def packages(self):
         return [*self.PACKAGES, release().nginx]
@@ -70,6 +74,10 @@ class Outside(Service):
             self.template("/etc/nginx/conf.d/mta-sts.conf", tls_cert=TLS_CERT, tls_key=TLS_KEY,
                           watch=False),
         ]
+        # The blocklist: its list is the scenarios' (made empty once, never rewritten).
+        files.file(name="outside: blocklist", path=LISTED, present=True, touch=False, mode="644")
+        self.blocklist = [self.template("/etc/default/rbldnsd", zone=host.data.lab_dnsbl["zone"],
+                                        watch=False)]
         # The storage provider: one account, each mail host's backup key registered.
         mail = host.data.mail
         server.user(name="outside: offsite storage account", user="offsite", home="/srv/offsite",
@@ -96,6 +104,7 @@ class Outside(Service):
         self.restart_on_change("opendkim", changed=self.signer)
         self.restart_on_change("postfix", check="postfix check")
         self.restart_on_change("nginx", changed=self.web)
+        self.restart_on_change("rbldnsd", changed=self.blocklist)
 
 
 outside = Outside()

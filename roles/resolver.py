@@ -19,7 +19,7 @@ class Resolver(Service):
         isolated = bool(host.data.lab_network)
         zones = zone_names(host.data.mail, host.data.lab_zones)
         self.template("/etc/unbound/unbound.conf", zones=zones, isolated=isolated,
-                      clients=host.data.lab_network)
+                      clients=host.data.lab_network, dnsbl=host.data.lab_dnsbl)
         self.template("/usr/local/sbin/mailstack-trust-anchors", mode="755", zones=zones)
         self.dropin = self.template("/etc/systemd/system/unbound.service.d/mailstack.conf",
                                     isolated=isolated)

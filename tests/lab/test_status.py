@@ -90,3 +90,16 @@ def test_a_deleted_dns_record_is_named_until_it_is_published_again(lab, hosts, b
         forget_cached_answers(hosts)
     wait_until(lambda: status(lab)[1][("dns records", "globex.test")] == "", timeout=60,
                what="status still names the DMARC record after publish")
+
+
+def test_an_mx_listed_on_a_blocklist_is_named_until_it_is_delisted(lab, hosts, backed_up):
+    outside, mx1 = hosts["outside"], lab["hosts"]["mx1"]
+    row = ("dnsbl", f"{mx1['fqdn']} on dnsbl.test")
+    outside.run_expect([0], f"printf ':127.0.0.2:Sent spam to our traps\\n{mx1['address']}\\n' "
+                            "> /var/lib/rbldns/listed")
+    try:
+        wait_until(lambda: status(lab)[1][row] == "listed (127.0.0.2): Sent spam to our traps", timeout=60,
+                   what="status did not name mx1's listing")
+    finally:
+        outside.run_expect([0], ": > /var/lib/rbldns/listed")
+    wait_until(lambda: status(lab)[1][row] == "", timeout=60, what="status still names mx1 after its delisting")

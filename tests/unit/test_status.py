@@ -2,8 +2,14 @@
 backups' status into rows; every row with a problem makes it exit 1."""
 import datetime
 
+import dns.rdata
+import dns.resolver
+
 from mailstack import status
 from mailstack.host import status as host_status
+from mailstack.model import load_system
+
+from .conftest import VALID
 
 WELL = {"services": {"units": {"postfix": "active", "dovecot": "active"}, "failed": []},
         "certificate": {"not_after": "2027-02-01T00:00:00Z", "seconds_left": 60 * 86400},
@@ -63,3 +69,21 @@ def test_the_host_program_skips_itself_among_the_peers(monkeypatch):
     monkeypatch.setattr(host_status.socket, "create_connection",
                         lambda address, timeout: (_ for _ in ()).throw(OSError("refused")))
     assert host_status.peers(["mx1.example.org:25", "mx2.example.org:25"]) == {"mx2.example.org:25": False}
+
+
+class Blocklist:
+    """A resolver that answers as a blocklist listing only 192.0.2.10 (mx1 of VALID)."""
+
+    def resolve(self, name, rtype):
+        if not name.startswith("10.2.0.192."):
+            raise dns.resolver.NXDOMAIN()
+        text = '"spam seen"' if rtype == "TXT" else "127.0.0.2"
+        return [dns.rdata.from_text("IN", rtype, text)]
+
+
+def test_an_mx_address_on_a_blocklist_the_data_names_is_a_problem(write_data):
+    system = load_system(write_data("dnsbls: [dnsbl.example, bl.example]\n" + VALID))
+    assert problems(status.dnsbl_checks(system, Blocklist())) == {
+        ("dnsbl", "mx1.example.org on dnsbl.example"): "listed (127.0.0.2): spam seen",
+        ("dnsbl", "mx1.example.org on bl.example"): "listed (127.0.0.2): spam seen"}
+    assert len(status.dnsbl_checks(system, Blocklist())) == 4      # mx2 on each, clean
