@@ -161,10 +161,14 @@ def digest(raw):
 
 
 def mailbox_state(imap):
-    """{folder: sorted [(digest, flags)]}: what an IMAP user sees."""
+    """{folder: sorted [(digest, flags)]}: what an IMAP user sees (shared mailboxes
+    included; the "shared" level above them holds no mail)."""
     state = {}
     for line in imap.list()[1]:
-        folder = re.match(r'\(.*?\) (?:".+?"|NIL) (.*)$', line.decode()).group(1).strip('"')
+        flags, folder = re.match(r'\((.*?)\) (?:".+?"|NIL) (.*)$', line.decode()).groups()
+        folder = folder.strip('"')
+        if "\\Noselect" in flags or "\\NonExistent" in flags:
+            continue
         count = int(imap.select(f'"{folder}"', readonly=True)[1][0])
         data = imap.fetch("1:*", "(FLAGS BODY.PEEK[])")[1] if count else []
         found = []
