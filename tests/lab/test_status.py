@@ -16,6 +16,7 @@ from .conftest import ROOT
 from .mailclient import wait_until
 
 INVENTORY = "inventory/lab.py"
+ARTIFACTS = ROOT / ".lab" / "artifacts"
 # The quota scenarios fill frank@globex.test (200K) on purpose: a lab that ran them
 # has a full mailbox, which status rightly names.
 LAB_MADE = {("quota", "mx1.acme.test")}
@@ -27,6 +28,15 @@ def status(lab):
                             cwd=ROOT, capture_output=True, text=True)
     report = json.loads(result.stdout)
     return result.returncode, {(c["check"], c["target"]): c["problem"] for c in report["checks"]}
+
+
+def keep_table(lab, name):
+    """The table a person reads, kept for the README (.lab/artifacts/)."""
+    result = subprocess.run([sys.executable, "-m", "mailstack", "status", INVENTORY, "--resolver",
+                             lab["resolver"], "--ca", lab["ca_certificate"]], cwd=ROOT, capture_output=True,
+                            text=True)
+    ARTIFACTS.mkdir(parents=True, exist_ok=True)
+    (ARTIFACTS / name).write_text(f"exit {result.returncode}\n" + result.stdout)
 
 
 def problems(rows):
@@ -52,6 +62,7 @@ def test_status_of_a_well_lab_names_nothing(lab, backed_up):
     assert ("mx reachable", "mx1.acme.test -> mx2.acme.test:25") in rows
     assert ("mx reachable", "mx2.acme.test -> mx1.acme.test:25") in rows
     assert code == (1 if any(rows.values()) else 0)
+    keep_table(lab, "status.txt")
 
 
 def test_a_stopped_service_is_named_until_it_runs_again(lab, hosts, backed_up):
@@ -60,6 +71,7 @@ def test_a_stopped_service_is_named_until_it_runs_again(lab, hosts, backed_up):
     try:
         code, rows = status(lab)
         assert code == 1 and rows[("services", "mx1.acme.test")] == "dovecot inactive", rows
+        keep_table(lab, "status-dovecot-stopped.txt")
     finally:
         mx1.run_expect([0], "systemctl start dovecot")
     code, rows = status(lab)
