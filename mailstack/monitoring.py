@@ -1,0 +1,84 @@
+"""What the monitoring host scrapes, alerts on and whom it tells (pure logic, from
+the model): Prometheus' configuration and rules and Alertmanager's routing, written
+as YAML from here (Prometheus' own {{ $labels }} templates would fight Jinja's)."""
+import yaml
+
+from .model import MailSystem
+
+ALERTMANAGER = "127.0.0.1:9093"
+
+NODE_EXPORTER_PORT = 9100
+POSTFIX_EXPORTER_PORT = 9154
+# Units whose state the node exporter reports (its systemd collector), and the
+# alert rule watches: the services this kit runs.
+WATCHED_UNITS = ("postfix@-", "dovecot", "rspamd", "redis-server", "nginx", "php8.2-fpm", "php8.4-fpm",
+                 "postgresql", "knot", "unbound", "fail2ban", "nftables", "nullmailer", "tlsrpt-reportd",
+                 "prometheus", "prometheus-alertmanager")
+
+
+def unit_include():
+    """The node exporter's --collector.systemd.unit-include (a Go regular expression)."""
+    return "(" + "|".join(u.replace(".", r"\.").replace("@", "@") for u in WATCHED_UNITS) + r")\.service"
+
+
+def mail_hosts(system: MailSystem):
+    return [system.primary_mx] + system.backup_mx
+
+
+def prometheus_config(system: MailSystem) -> str:
+    """Every host's node exporter and each MX's Postfix exporter, labelled with the
+    host's name; the rules below; Alertmanager on the same host."""
+    interval = f"{system.monitoring.interval}s"
+
+    def job(name, hosts, port):
+        return {"job_name": name, "static_configs": [
+            {"targets": [f"{h.address}:{port}"], "labels": {"host": h.fqdn}} for h in hosts]}
+    return yaml.safe_dump({
+        "global": {"scrape_interval": interval, "evaluation_interval": interval},
+        "rule_files": ["/etc/prometheus/mailstack.rules.yml"],
+        "alerting": {"alertmanagers": [{"static_configs": [{"targets": [ALERTMANAGER]}]}]},
+        "scrape_configs": [job("node", system.hosts, NODE_EXPORTER_PORT),
+                           job("postfix", mail_hosts(system), POSTFIX_EXPORTER_PORT)],
+    }, sort_keys=False)
+
+
+# (name, expression, summary): each fires once its expression has held for
+# monitoring.alert_after.
+RULES = (
+    ("HostDown", 'up{job="node"} == 0', "{{ $labels.host }} does not answer"),
+    ("ServiceDown", 'node_systemd_unit_state{state="active"} == 0',
+     "{{ $labels.name }} is not running on {{ $labels.host }}"),
+    ("DiskFilling", 'node_filesystem_avail_bytes{fstype!~"tmpfs|ramfs"} / node_filesystem_size_bytes < 0.1',
+     "{{ $labels.mountpoint }} on {{ $labels.host }} is more than 90% full"),
+    ("QueueGrowing", "sum by (host) (postfix_showq_message_size_bytes_count) > 100",
+     "{{ $value }} messages wait in the queue of {{ $labels.host }}"),
+    ("DeliveryFailures", "sum by (host) (increase(postfix_smtp_status_deferred[1h])) > 20",
+     "{{ $labels.host }} could not deliver {{ $value }} messages in the last hour"),
+    ("BackupOld", "time() - mailstack_backup_last_success_timestamp_seconds > 26 * 3600",
+     "the last backup of {{ $labels.host }} is more than 26 hours old"),
+    ("BackupFailed", "mailstack_backup_last_failure_timestamp_seconds > "
+                     "mailstack_backup_last_success_timestamp_seconds",
+     "the last backup of {{ $labels.host }} failed"),
+)
+
+
+def prometheus_rules(system: MailSystem) -> str:
+    return yaml.safe_dump({"groups": [{"name": "mailstack", "rules": [
+        {"alert": name, "expr": expr, "for": f"{system.monitoring.alert_after}s",
+         "labels": {"system": system.name}, "annotations": {"summary": summary}}
+        for name, expr, summary in RULES]}]}, sort_keys=False)
+
+
+def alertmanager_config(system: MailSystem, fqdn: str, verify_tls=True) -> str:
+    """Alerts, and their end, mailed to the postmaster through the primary's port 25
+    (STARTTLS required; verify_tls=False only for a private ACME CA, the lab's)."""
+    wait = max(5, system.monitoring.interval)
+    return yaml.safe_dump({
+        "global": {"smtp_smarthost": f"{system.primary_mx.fqdn}:25", "smtp_from": f"alerts@{fqdn}",
+                   "smtp_hello": fqdn, "smtp_require_tls": True},
+        "route": {"receiver": "postmaster", "group_by": ["alertname", "host"],
+                  "group_wait": f"{wait}s", "group_interval": f"{wait}s", "repeat_interval": "4h"},
+        "receivers": [{"name": "postmaster", "email_configs": [
+            {"to": system.postmaster, "send_resolved": True,
+             "tls_config": {"insecure_skip_verify": not verify_tls}}]}],
+    }, sort_keys=False)
