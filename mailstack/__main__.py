@@ -264,6 +264,34 @@ def status(inventory, as_json=False, resolver=None, ca=None):
     sys.exit(1 if any(c.problem for c in checks) else 0)
 
 
+def reports(inventory, since="7d", as_json=False, mail=False):
+    import base64
+
+    from . import reports as rp
+    from .facts import run_here, run_on
+    from .model import DataError, parse_duration
+    system, _ = inventory_system(inventory)
+    try:
+        seconds = parse_duration(since, "--since")
+    except DataError as e:
+        sys.exit(f"mailstack: {e}")
+    mailboxes = system.owners(system.dns.dmarc_reports)
+    if not mailboxes:
+        sys.exit(f"mailstack: the reports go to {system.dns.dmarc_reports}, not a mailbox of {system.name}")
+    out = run_on(inventory, system.primary_mx.fqdn, rp.FETCH_COMMAND.format(
+        since=seconds, mailboxes=" ".join(shlex.quote(m) for m in mailboxes)))
+    parsed, unreadable = rp.parse(out.get(system.primary_mx.fqdn, ""))
+    result = rp.summary(system, parsed)
+    body = rp.text(result, unreadable)
+    print(json.dumps({**result, "unreadable": unreadable}, indent=2) if as_json else body)
+    if mail:
+        raw = base64.b64encode(rp.digest_message(system, f"The last {since}:\n\n{body}").as_bytes()).decode()
+        command = (f"printf %s {raw} | base64 -d | /usr/sbin/sendmail -oi "
+                   f"-f {shlex.quote(system.postmaster)} -- {shlex.quote(system.postmaster)}")
+        if not run_here(inventory, system.primary_mx.fqdn, command):
+            sys.exit("mailstack: the digest was not sent")
+
+
 def restore_mailbox(inventory, address, as_of=None):
     from .facts import run_here
     system, _ = inventory_system(inventory)
@@ -359,6 +387,13 @@ def parser():
     inventory(c)
     c.add_argument("--resolver", metavar="ADDRESS", help="ask this DNS resolver (default: this machine's)")
     c.add_argument("--ca", metavar="FILE", help="trust this CA for the MTA-STS policy (default: the system's)")
+    as_json(c)
+    c = command("reports", reports, "the DMARC and TLS-RPT reports that reached the reporting "
+                                    "address, per domain and source")
+    inventory(c)
+    c.add_argument("--since", default="7d", metavar="DURATION", help="reports that arrived in this time "
+                                                                      "(default 7d)")
+    c.add_argument("--mail", action="store_true", help="also mail the summary to the postmaster")
     as_json(c)
     c = command("backup-status", backup_status, "each host's last backup; exit 1 if one failed")
     inventory(c)

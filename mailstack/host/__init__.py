@@ -21,6 +21,7 @@ PROGRAMS = {
     "mailstack-migrate": "migrate",
     "mailstack-shared": "shared",
     "mailstack-status": "status",
+    "mailstack-reports": "reports",
 }
 
 
