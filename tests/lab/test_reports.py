@@ -44,6 +44,8 @@ def test_reports_show_mx1_passing_and_a_forgery_failing(lab, hosts, mx1, mailbox
     assert sources[forger]["dmarc"] == "fail" and sources[forger]["dispositions"] == ["reject"]
     assert found["tls"]["acme.test"]["failures"]["validation-failure"] >= 1
     text = mailstack_reports("--since", "1h", "--mail")
+    (ROOT / ".lab" / "artifacts").mkdir(parents=True, exist_ok=True)
+    (ROOT / ".lab" / "artifacts" / "reports.txt").write_text(text)      # for the README
     assert f"{mx1_address} (mx1.acme.test)" in text and f"{forger}" in text
     imap = mx1.imap(mailbox("alice@acme.test"))        # postmaster@acme.test delivers to her
     imap.select("INBOX")
