@@ -152,7 +152,7 @@ def world(lab, hosts, lab_ca, mx1, tmp_path_factory):
         new_passwords = {address: secrets.token_urlsafe(12) for address in old["logins"].values()}
         data = lab_variant(
             tmp / "mail.yml", ("domains:\n", f"domains:\n  - name: {old['domain']}\n"),
-            ("mailboxes:\n", "mailboxes:\n" + "".join(
+            ("\nmailboxes:\n", "\nmailboxes:\n" + "".join(
                 f'  - address: {a}\n    protocols: [imap]\n    password_hash: "{hash_password(p)}"\n'
                 for a, p in new_passwords.items())))
         hosts["mx1"].run_expect([0], f"rm -rf /var/vmail/{old['domain']}")     # an earlier run's
