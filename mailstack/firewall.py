@@ -4,7 +4,7 @@ system may reach. Everything else is dropped (roles/firewall.py)."""
 from dataclasses import dataclass, field
 
 from .dovecot import QUOTA_STATUS_PORT
-from .monitoring import NODE_EXPORTER_PORT, POSTFIX_EXPORTER_PORT
+from .monitoring import NODE_EXPORTER_PORT
 from .model import Host, MailSystem
 
 SSH = 22
@@ -48,8 +48,6 @@ def rules(system: MailSystem, host: Host, dns_port=53, lab_network=None) -> Rule
     if watchers:
         # Metrics, for the monitoring hosts only.
         r.allow("tcp", NODE_EXPORTER_PORT, watchers)
-        if {"primary_mx", "backup_mx"} & set(host.roles):
-            r.allow("tcp", POSTFIX_EXPORTER_PORT, watchers)
     ssh = set(system.firewall.ssh_from)
     if "backup" in host.roles:
         # Backed-up hosts reach their repositories over SSH (their keys run nothing else).

@@ -8,7 +8,6 @@ from .model import MailSystem
 ALERTMANAGER = "127.0.0.1:9093"
 
 NODE_EXPORTER_PORT = 9100
-POSTFIX_EXPORTER_PORT = 9154
 # Units whose state the node exporter reports (its systemd collector), and the
 # alert rule watches: the services this kit runs.
 WATCHED_UNITS = ("postfix@-", "dovecot", "rspamd", "redis-server", "nginx", "php8.2-fpm", "php8.4-fpm",
@@ -21,13 +20,9 @@ def unit_include():
     return "(" + "|".join(u.replace(".", r"\.").replace("@", "@") for u in WATCHED_UNITS) + r")\.service"
 
 
-def mail_hosts(system: MailSystem):
-    return [system.primary_mx] + system.backup_mx
-
-
 def prometheus_config(system: MailSystem) -> str:
-    """Every host's node exporter and each MX's Postfix exporter, labelled with the
-    host's name; the rules below; Alertmanager on the same host."""
+    """Every host's node exporter, labelled with the host's name; the rules below;
+    Alertmanager on the same host."""
     interval = f"{system.monitoring.interval}s"
 
     def job(name, hosts, port):
@@ -37,8 +32,7 @@ def prometheus_config(system: MailSystem) -> str:
         "global": {"scrape_interval": interval, "evaluation_interval": interval},
         "rule_files": ["/etc/prometheus/mailstack.rules.yml"],
         "alerting": {"alertmanagers": [{"static_configs": [{"targets": [ALERTMANAGER]}]}]},
-        "scrape_configs": [job("node", system.hosts, NODE_EXPORTER_PORT),
-                           job("postfix", mail_hosts(system), POSTFIX_EXPORTER_PORT)],
+        "scrape_configs": [job("node", system.hosts, NODE_EXPORTER_PORT)],
     }, sort_keys=False)
 
 
@@ -50,10 +44,6 @@ RULES = (
      "{{ $labels.name }} is not running on {{ $labels.host }}"),
     ("DiskFilling", 'node_filesystem_avail_bytes{fstype!~"tmpfs|ramfs"} / node_filesystem_size_bytes < 0.1',
      "{{ $labels.mountpoint }} on {{ $labels.host }} is more than 90% full"),
-    ("QueueGrowing", "sum by (host) (postfix_showq_message_size_bytes_count) > 100",
-     "{{ $value }} messages wait in the queue of {{ $labels.host }}"),
-    ("DeliveryFailures", "sum by (host) (increase(postfix_smtp_status_deferred[1h])) > 20",
-     "{{ $labels.host }} could not deliver {{ $value }} messages in the last hour"),
     ("BackupOld", "time() - mailstack_backup_last_success_timestamp_seconds > 26 * 3600",
      "the last backup of {{ $labels.host }} is more than 26 hours old"),
     ("BackupFailed", "mailstack_backup_last_failure_timestamp_seconds > "

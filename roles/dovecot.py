@@ -64,6 +64,8 @@ class Dovecot(Service):
         self.offboarded = self.put(OFFBOARDED, offboarded_settings(mail), mode="600", watch=False,
                                    create_remote_dir=True)
         self.program("mailstack-shared")
+        # The reports that reached the reporting address, for `mailstack reports`.
+        self.program("mailstack-reports")
         self.shared = self.put(SHARED, shared_settings(mail), mode="600", watch=False,
                                create_remote_dir=True)
         # Dovecot (as vmail) compiles the global learning scripts on first use and

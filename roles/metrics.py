@@ -1,11 +1,13 @@
 """Metrics on every host of the mail system, for the monitoring host to read
-(roles/monitoring.py): Debian's node exporter (with the state of this kit's
-services, and the backups' last success from mailstack-backup's textfile), and on
-each MX Debian's Postfix exporter (queue and delivery counts). The firewall lets
-only the monitoring hosts reach them (mailstack/firewall.py)."""
+(roles/monitoring.py): Debian's node exporter, with the state of this kit's
+services (from systemd) and the backups' last success and failure (the textfile
+mailstack-backup writes). The firewall lets only the monitoring hosts reach it
+(mailstack/firewall.py). Debian's prometheus-postfix-exporter is left out: it
+depends on a syslog daemon (rsyslog would write every journal line a second time)
+and stops when /var/log/mail.log is missing."""
 from pyinfra import host
 
-from mailstack.monitoring import NODE_EXPORTER_PORT, POSTFIX_EXPORTER_PORT, unit_include
+from mailstack.monitoring import NODE_EXPORTER_PORT, unit_include
 from roles import Service
 
 
@@ -14,22 +16,12 @@ class Metrics(Service):
     # dbus: the node exporter reads the services' state from systemd over it.
     PACKAGES = ("prometheus-node-exporter", "dbus")
 
-    def is_mx(self):
-        return bool({"primary_mx", "backup_mx"} & set(host.groups))
-
-    def packages(self):
-        return [*self.PACKAGES, *(["prometheus-postfix-exporter"] if self.is_mx() else [])]
-
     def configure(self):
         self.node = [self.template("/etc/default/prometheus-node-exporter", address=host.data.address,
                                    port=NODE_EXPORTER_PORT, units=unit_include(), watch=False)]
-        self.postfix = [self.template("/etc/default/prometheus-postfix-exporter", address=host.data.address,
-                                      port=POSTFIX_EXPORTER_PORT, watch=False)] if self.is_mx() else []
 
     def activate(self):
         self.restart_on_change("prometheus-node-exporter", changed=self.node)
-        if self.is_mx():
-            self.restart_on_change("prometheus-postfix-exporter", changed=self.postfix)
 
 
 metrics = Metrics()

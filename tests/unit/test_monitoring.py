@@ -12,20 +12,18 @@ WATCHED = VALID.replace("hosts:\n", "hosts:\n  watch.example.org: {address: 192.
     + "monitoring: {interval: 15s, alert_after: 2m}\n"
 
 
-def test_prometheus_reads_every_host_and_each_mx_by_name(write_data):
+def test_prometheus_reads_every_host_by_name(write_data):
     config = yaml.safe_load(monitoring.prometheus_config(load_system(write_data(WATCHED))))
     jobs = {j["job_name"]: {c["targets"][0]: c["labels"]["host"] for c in j["static_configs"]}
             for j in config["scrape_configs"]}
     assert jobs == {"node": {"192.0.2.30:9100": "watch.example.org", "192.0.2.10:9100": "mx1.example.org",
-                             "192.0.2.11:9100": "mx2.example.org"},
-                    "postfix": {"192.0.2.10:9154": "mx1.example.org", "192.0.2.11:9154": "mx2.example.org"}}
+                             "192.0.2.11:9100": "mx2.example.org"}}
     assert config["global"] == {"scrape_interval": "15s", "evaluation_interval": "15s"}
 
 
 def test_every_rule_waits_the_datas_delay_and_says_which_host(write_data):
     rules = yaml.safe_load(monitoring.prometheus_rules(load_system(write_data(WATCHED))))["groups"][0]["rules"]
-    assert {r["alert"] for r in rules} == {"HostDown", "ServiceDown", "DiskFilling", "QueueGrowing",
-                                           "DeliveryFailures", "BackupOld", "BackupFailed"}
+    assert {r["alert"] for r in rules} == {"HostDown", "ServiceDown", "DiskFilling", "BackupOld", "BackupFailed"}
     assert all(r["for"] == "120s" and "{{ $labels.host }}" in r["annotations"]["summary"] for r in rules)
 
 
