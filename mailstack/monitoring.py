@@ -8,16 +8,26 @@ from .model import MailSystem
 ALERTMANAGER = "127.0.0.1:9093"
 
 NODE_EXPORTER_PORT = 9100
-# Units whose state the node exporter reports (its systemd collector), and the
-# alert rule watches: the services this kit runs.
-WATCHED_UNITS = ("postfix@-", "dovecot", "rspamd", "redis-server", "nginx", "php8.2-fpm", "php8.4-fpm",
-                 "postgresql", "knot", "unbound", "fail2ban", "nftables", "nullmailer", "tlsrpt-reportd",
-                 "prometheus", "prometheus-alertmanager")
+def watched_units(system: MailSystem, roles, release) -> list[str]:
+    """The services a host with `roles` runs on `release` (mailstack.releases), whose
+    state its node exporter reports and the ServiceDown rule watches."""
+    units = ["nftables", "fail2ban"]
+    if {"primary_mx", "backup_mx"} & set(roles):
+        units += [release.postfix_unit, "rspamd", "redis-server", "nginx"]
+    if "primary_mx" in roles:
+        units += ["dovecot", release.php_fpm]
+    if "dns" in roles:
+        units += ["knot", "unbound"]
+    if {"dns", "backup"} & set(roles):
+        units.append("nullmailer")
+    if "monitoring" in roles:
+        units += ["prometheus", "prometheus-alertmanager"]
+    return sorted(set(units))
 
 
-def unit_include():
+def unit_include(units):
     """The node exporter's --collector.systemd.unit-include (a Go regular expression)."""
-    return "(" + "|".join(u.replace(".", r"\.").replace("@", "@") for u in WATCHED_UNITS) + r")\.service"
+    return "(" + "|".join(u.replace(".", r"\.") for u in units) + r")\.service"
 
 
 def prometheus_config(system: MailSystem) -> str:
@@ -37,16 +47,19 @@ def prometheus_config(system: MailSystem) -> str:
 
 
 # (name, expression, summary): each fires once its expression has held for
-# monitoring.alert_after.
+# monitoring.alert_after. Only series with our host label: what Debian's default
+# configuration scraped in the minute between the package's start and ours is not
+# a host of the system.
 RULES = (
-    ("HostDown", 'up{job="node"} == 0', "{{ $labels.host }} does not answer"),
-    ("ServiceDown", 'node_systemd_unit_state{state="active"} == 0',
+    ("HostDown", 'up{job="node", host!=""} == 0', "{{ $labels.host }} does not answer"),
+    ("ServiceDown", 'node_systemd_unit_state{state="active", host!=""} == 0',
      "{{ $labels.name }} is not running on {{ $labels.host }}"),
-    ("DiskFilling", 'node_filesystem_avail_bytes{fstype!~"tmpfs|ramfs"} / node_filesystem_size_bytes < 0.1',
+    ("DiskFilling", 'node_filesystem_avail_bytes{fstype!~"tmpfs|ramfs", host!=""} '
+                    '/ node_filesystem_size_bytes < 0.1',
      "{{ $labels.mountpoint }} on {{ $labels.host }} is more than 90% full"),
-    ("BackupOld", "time() - mailstack_backup_last_success_timestamp_seconds > 26 * 3600",
+    ("BackupOld", 'time() - mailstack_backup_last_success_timestamp_seconds{host!=""} > 26 * 3600',
      "the last backup of {{ $labels.host }} is more than 26 hours old"),
-    ("BackupFailed", "mailstack_backup_last_failure_timestamp_seconds > "
+    ("BackupFailed", 'mailstack_backup_last_failure_timestamp_seconds{host!=""} > '
                      "mailstack_backup_last_success_timestamp_seconds",
      "the last backup of {{ $labels.host }} failed"),
 )

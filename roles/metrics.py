@@ -7,8 +7,8 @@ depends on a syslog daemon (rsyslog would write every journal line a second time
 and stops when /var/log/mail.log is missing."""
 from pyinfra import host
 
-from mailstack.monitoring import NODE_EXPORTER_PORT, unit_include
-from roles import Service
+from mailstack.monitoring import NODE_EXPORTER_PORT, unit_include, watched_units
+from roles import Service, release
 
 
 class Metrics(Service):
@@ -17,8 +17,9 @@ class Metrics(Service):
     PACKAGES = ("prometheus-node-exporter", "dbus")
 
     def configure(self):
+        units = watched_units(host.data.mail, host.groups, release())
         self.node = [self.template("/etc/default/prometheus-node-exporter", address=host.data.address,
-                                   port=NODE_EXPORTER_PORT, units=unit_include(), watch=False)]
+                                   port=NODE_EXPORTER_PORT, units=unit_include(units), watch=False)]
 
     def activate(self):
         self.restart_on_change("prometheus-node-exporter", changed=self.node)

@@ -37,7 +37,22 @@ def test_alerts_go_to_the_postmaster_through_the_primary_with_tls(write_data):
                                           "tls_config": {"insecure_skip_verify": False}}]
 
 
-def test_the_node_exporter_watches_the_kits_services():
-    include = monitoring.unit_include()
-    assert include.startswith("(postfix@-|dovecot|rspamd|") and include.endswith(r")\.service")
+def test_the_node_exporter_watches_the_services_each_host_runs(write_data):
+    from mailstack.releases import named
+    system = load_system(write_data(WATCHED))
+    trixie, bookworm = named("trixie"), named("bookworm")
+    assert monitoring.watched_units(system, ["primary_mx"], trixie) == [
+        "dovecot", "fail2ban", "nftables", "nginx", "php8.4-fpm", "postfix", "redis-server", "rspamd"]
+    # Debian 12's postfix.service only starts its instance: the instance is what runs.
+    assert "postfix@-" in monitoring.watched_units(system, ["backup_mx"], bookworm)
+    assert monitoring.watched_units(system, ["monitoring"], trixie) == [
+        "fail2ban", "nftables", "prometheus", "prometheus-alertmanager"]
+    include = monitoring.unit_include(["postfix@-", "php8.4-fpm"])
+    assert include == r"(postfix@-|php8\.4-fpm)\.service"
     assert " " not in include and "'" not in include      # systemd splits ARGS at spaces, keeps quotes
+
+
+def test_rules_read_only_the_systems_hosts():
+    """Debian's default configuration scrapes localhost until ours replaces it: those
+    series carry no host label and must raise nothing."""
+    assert all('host!=""' in expr for _, expr, _ in monitoring.RULES)
