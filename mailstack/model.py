@@ -22,7 +22,7 @@ from .host.backup_tools import TOOLS
 # documents, read 7x faster (a 1,000-mailbox system: 36 ms instead of 255 ms).
 SAFE_LOADER = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
 PROTOCOLS = ("imap", "pop3")
-HOST_ROLES = ("primary_mx", "backup_mx", "backup", "dns", "monitoring")
+HOST_ROLES = ("primary_mx", "backup_mx", "backup", "dns")
 # Dovecot schemes we accept; the value after the prefix must look like that scheme.
 HASH_SCHEMES = {
     "SHA512-CRYPT": r"\$6\$(rounds=[0-9]+\$)?[./0-9A-Za-z]{1,16}\$[./0-9A-Za-z]{86}",
@@ -127,8 +127,6 @@ DEFAULTS = {
     "dns.publish.port": 53,                    # port of the RFC 2136 server
     "dns.publish.tsig_algorithm": "hmac-sha256",  # TSIG algorithm of the updates
     "relay.port": 587,                         # the smarthost's submission port (465: implicit TLS)
-    "monitoring.interval": "1m",               # how often the monitoring host reads every host's metrics
-    "monitoring.alert_after": "5m",            # a fault lasting this long mails the postmaster
     "offboarding.keep": "90d",                 # an offboarded mailbox's mail stays on the primary this long
 }
 RETENTION_DEFAULTS = {key.rsplit(".", 1)[1]: value for key, value in DEFAULTS.items()
@@ -371,13 +369,6 @@ class Firewall:
 
 
 @dataclass(frozen=True)
-class Monitoring:
-    """Prometheus on the hosts with the monitoring role (seconds)."""
-    interval: int = _default_seconds("monitoring.interval")
-    alert_after: int = _default_seconds("monitoring.alert_after")
-
-
-@dataclass(frozen=True)
 class MailSystem:
     name: str
     hosts: tuple[Host, ...]
@@ -402,7 +393,6 @@ class MailSystem:
     offboarding_keep: int = 90 * 86400      # seconds (offboarding.keep)
     shared_mailboxes: tuple[SharedMailbox, ...] = ()
     dnsbls: tuple[str, ...] = ()     # blocklist zones (mailstack status)
-    monitoring: Monitoring = Monitoring()
 
     @property
     def stores(self):
@@ -653,7 +643,7 @@ def parse_system(raw, path, hashes_text=None, placeholders=False) -> MailSystem:
               optional=("name", "defaults", "limits", "mailboxes", "aliases",
                         "password_hashes_file", "postmaster", "tls", "dns", "greylisting", "queue",
                         "webmail", "backup", "quota_warnings", "spam", "firewall", "fail2ban",
-                        "relay", "offboarding", "offboarded", "shared_mailboxes", "dnsbls", "monitoring"))
+                        "relay", "offboarding", "offboarded", "shared_mailboxes", "dnsbls"))
     name = _name(r, raw, path)
     hosts = _hosts(r, raw["hosts"])
     defaults = r.mapping(raw.get("defaults") or {}, "defaults",
@@ -737,8 +727,7 @@ def parse_system(raw, path, hashes_text=None, placeholders=False) -> MailSystem:
                                   stored, hashes),
                       r.setting(offboarding, "offboarding.keep", r.duration), shared,
                       tuple(r.domain(z, f"dnsbls[{i}]")
-                            for i, z in enumerate(r.setting(raw, "dnsbls", r.listof))),
-                      _monitoring(r, raw.get("monitoring") or {}))
+                            for i, z in enumerate(r.setting(raw, "dnsbls", r.listof))))
 
 
 def _relay(r, raw, path):
@@ -831,12 +820,6 @@ def _quota_warnings(r, raw):
         if level in levels[:i]:
             r.fail(f"quota_warnings[{i}]", f"duplicate level '{level}'")
     return tuple(sorted(levels, reverse=True))
-
-
-def _monitoring(r, raw):
-    r.mapping(raw, "monitoring", optional=("interval", "alert_after"))
-    return Monitoring(r.setting(raw, "monitoring.interval", r.duration),
-                      r.setting(raw, "monitoring.alert_after", r.duration))
 
 
 def _spam(r, raw):
