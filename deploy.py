@@ -18,6 +18,8 @@ from roles.dns import dns
 from roles.dovecot import dovecot
 from roles.fail2ban import fail2ban
 from roles.firewall import firewall
+from roles.metrics import metrics
+from roles.monitoring import monitoring
 from roles.nullmailer import nullmailer
 from roles.oldmail import oldmail
 from roles.outside import outside
@@ -39,21 +41,24 @@ shared_services_up = Checkpoint("DNS and the ACME CA on every host")
 # sites need.
 ORDER = [base, firewall, dns, resolver, acme_ca, shared_services_up, web_http, tls, web, rspamd,
          postfix, tlsrpt, dovecot, webmail, outside, oldmail, nullmailer, backup_server, backup_client,
-         fail2ban]
+         metrics, monitoring, fail2ban]
 EVERY_HOST = {base, shared_services_up}
-# Every host of the mail system has a firewall and fail2ban.
-SYSTEM = {firewall, fail2ban}
+# Every host of the mail system has a firewall, fail2ban and metrics for monitoring.
+SYSTEM = {firewall, fail2ban, metrics}
 BY_ROLE = {
     "dns": SYSTEM | {dns, resolver, nullmailer, backup_client},
     "primary_mx": SYSTEM | {web_http, tls, web, rspamd, tlsrpt, postfix, dovecot, webmail, backup_client},
     "backup_mx": SYSTEM | {web_http, tls, web, rspamd, postfix, backup_client},
     "backup": SYSTEM | {nullmailer, backup_server},
+    "monitoring": SYSTEM | {monitoring},
     "outside": {outside},   # lab only
     "acme_ca": {acme_ca},   # lab only
     "oldmail": {oldmail},   # lab only, on demand: a client's old provider
 }
 
 mine = EVERY_HOST.union(*(BY_ROLE[g] for g in host.groups if g in BY_ROLE))
+if not host.data.mail.hosts_with("monitoring"):
+    mine.discard(metrics)       # nobody would read them
 services = [s for s in ORDER if s in mine]
 packages = sorted({p for s in services for p in s.packages()})
 base.prepare([answer for s in ORDER for package, answers in s.debconf.items()

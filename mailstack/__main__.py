@@ -253,7 +253,7 @@ def status(inventory, as_json=False, resolver=None, ca=None):
         check=False))
     checks = []
     for h in system.hosts:
-        rows = st.host_checks(h.fqdn, reports.get(h.fqdn))
+        rows = st.host_checks(h.fqdn, reports.get(h.fqdn), system.queue.warn_messages)
         checks += [c for c in rows if c.check != "mx reachable" or h.fqdn in mail_hosts]
     backups = run_on(inventory, [h.fqdn for h in clients(system)], BACKUP_STATUS, check=False)
     checks += st.backup_checks(statuses(backups))

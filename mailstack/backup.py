@@ -34,8 +34,9 @@ def server_settings(system: MailSystem, fqdn: str, clients_secrets) -> dict:
 
 
 def clients(system: MailSystem) -> list[Host]:
-    """Every host whose state is backed up: all but the backup hosts themselves."""
-    return [h for h in system.hosts if set(h.roles) - {"backup"}] if system.backup else []
+    """Every host whose state is backed up: all but the backup hosts themselves (and
+    monitoring hosts beside them: their metrics are not worth a restore)."""
+    return [h for h in system.hosts if set(h.roles) - {"backup", "monitoring"}] if system.backup else []
 
 
 def account(fqdn: str) -> str:

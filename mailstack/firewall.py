@@ -4,6 +4,7 @@ system may reach. Everything else is dropped (roles/firewall.py)."""
 from dataclasses import dataclass, field
 
 from .dovecot import QUOTA_STATUS_PORT
+from .monitoring import NODE_EXPORTER_PORT
 from .model import Host, MailSystem
 
 SSH = 22
@@ -43,6 +44,10 @@ def rules(system: MailSystem, host: Host, dns_port=53, lab_network=None) -> Rule
             if dns_port != 53:
                 # The resolver, for the system's own hosts (and the lab).
                 r.allow(proto, 53, others + ([lab_network] if lab_network else []))
+    watchers = [h.address for h in system.hosts_with("monitoring")]
+    if watchers:
+        # Metrics, for the monitoring hosts only.
+        r.allow("tcp", NODE_EXPORTER_PORT, watchers)
     ssh = set(system.firewall.ssh_from)
     if "backup" in host.roles:
         # Backed-up hosts reach their repositories over SSH (their keys run nothing else).

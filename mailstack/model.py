@@ -22,7 +22,7 @@ from .host.backup_tools import TOOLS
 # documents, read 7x faster (a 1,000-mailbox system: 36 ms instead of 255 ms).
 SAFE_LOADER = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
 PROTOCOLS = ("imap", "pop3")
-HOST_ROLES = ("primary_mx", "backup_mx", "backup", "dns")
+HOST_ROLES = ("primary_mx", "backup_mx", "backup", "dns", "monitoring")
 # Dovecot schemes we accept; the value after the prefix must look like that scheme.
 HASH_SCHEMES = {
     "SHA512-CRYPT": r"\$6\$(rounds=[0-9]+\$)?[./0-9A-Za-z]{1,16}\$[./0-9A-Za-z]{86}",
@@ -112,6 +112,7 @@ DEFAULTS = {
     "queue.lifetime": "7d",                    # a backup MX holds mail this long, then bounces it
     "queue.retry_min": "5m",                   # its first retry to the primary
     "queue.retry_max": "1h",                   # retries back off up to this
+    "queue.warn_messages": 100,                # status names a host whose queue holds more
     "webmail.database": "sqlite",              # Roundcube's own database (or postgresql)
     "backup.tool": "restic",                   # restic or borg (mailstack/host/backup_tools.py)
     "backup.schedule": "daily",                # systemd OnCalendar of the backup run
@@ -127,6 +128,8 @@ DEFAULTS = {
     "dns.publish.port": 53,                    # port of the RFC 2136 server
     "dns.publish.tsig_algorithm": "hmac-sha256",  # TSIG algorithm of the updates
     "relay.port": 587,                         # the smarthost's submission port (465: implicit TLS)
+    "monitoring.interval": "1m",               # how often the monitoring host reads every host's metrics
+    "monitoring.alert_after": "5m",            # a fault lasting this long mails the postmaster
     "offboarding.keep": "90d",                 # an offboarded mailbox's mail stays on the primary this long
 }
 RETENTION_DEFAULTS = {key.rsplit(".", 1)[1]: value for key, value in DEFAULTS.items()
@@ -176,6 +179,7 @@ class Queue:
     lifetime: int     # then it is returned to the sender
     retry_min: int    # first retry after a failed attempt
     retry_max: int    # retries back off up to this
+    warn_messages: int = 100   # more waiting in a host's queue needs attention (status)
 
 
 @dataclass(frozen=True)
@@ -369,6 +373,14 @@ class Firewall:
 
 
 @dataclass(frozen=True)
+class Monitoring:
+    """Prometheus on the hosts with the monitoring role (seconds)."""
+    interval: int = _default_seconds("monitoring.interval")
+    alert_after: int = _default_seconds("monitoring.alert_after")
+    alert_to: tuple[str, ...] = ()      # who is mailed: the postmaster when empty
+
+
+@dataclass(frozen=True)
 class MailSystem:
     name: str
     hosts: tuple[Host, ...]
@@ -393,6 +405,7 @@ class MailSystem:
     offboarding_keep: int = 90 * 86400      # seconds (offboarding.keep)
     shared_mailboxes: tuple[SharedMailbox, ...] = ()
     dnsbls: tuple[str, ...] = ()     # blocklist zones (mailstack status)
+    monitoring: Monitoring = Monitoring()
 
     @property
     def stores(self):
@@ -643,7 +656,7 @@ def parse_system(raw, path, hashes_text=None, placeholders=False) -> MailSystem:
               optional=("name", "defaults", "limits", "mailboxes", "aliases",
                         "password_hashes_file", "postmaster", "tls", "dns", "greylisting", "queue",
                         "webmail", "backup", "quota_warnings", "spam", "firewall", "fail2ban",
-                        "relay", "offboarding", "offboarded", "shared_mailboxes", "dnsbls"))
+                        "relay", "offboarding", "offboarded", "shared_mailboxes", "dnsbls", "monitoring"))
     name = _name(r, raw, path)
     hosts = _hosts(r, raw["hosts"])
     defaults = r.mapping(raw.get("defaults") or {}, "defaults",
@@ -703,10 +716,12 @@ def parse_system(raw, path, hashes_text=None, placeholders=False) -> MailSystem:
     for i, n in enumerate(networks):
         r.network(n, f"greylisting.exempt_networks[{i}]")
     greylisting = Greylisting(r.setting(grey, "greylisting.delay", r.duration), tuple(networks))
-    q = r.mapping(raw.get("queue") or {}, "queue", optional=("lifetime", "retry_min", "retry_max"))
+    q = r.mapping(raw.get("queue") or {}, "queue", optional=("lifetime", "retry_min", "retry_max",
+                                                                 "warn_messages"))
     queue = Queue(r.setting(q, "queue.lifetime", r.duration),
                   r.setting(q, "queue.retry_min", r.duration),
-                  r.setting(q, "queue.retry_max", r.duration))
+                  r.setting(q, "queue.retry_max", r.duration),
+                  r.setting(q, "queue.warn_messages", r.positive))
     if queue.retry_min > queue.retry_max:
         r.fail("queue.retry_min", f"'{q.get('retry_min')}' is longer than queue.retry_max")
     w = r.mapping(raw.get("webmail") or {}, "webmail", optional=("database",))
@@ -727,7 +742,8 @@ def parse_system(raw, path, hashes_text=None, placeholders=False) -> MailSystem:
                                   stored, hashes),
                       r.setting(offboarding, "offboarding.keep", r.duration), shared,
                       tuple(r.domain(z, f"dnsbls[{i}]")
-                            for i, z in enumerate(r.setting(raw, "dnsbls", r.listof))))
+                            for i, z in enumerate(r.setting(raw, "dnsbls", r.listof))),
+                      _monitoring(r, raw.get("monitoring") or {}, postmaster, local))
 
 
 def _relay(r, raw, path):
@@ -820,6 +836,19 @@ def _quota_warnings(r, raw):
         if level in levels[:i]:
             r.fail(f"quota_warnings[{i}]", f"duplicate level '{level}'")
     return tuple(sorted(levels, reverse=True))
+
+
+def _monitoring(r, raw, postmaster, local):
+    r.mapping(raw, "monitoring", optional=("interval", "alert_after", "alert_to"))
+    to = tuple(r.address(a, f"monitoring.alert_to[{i}]")
+               for i, a in enumerate(r.listof(raw.get("alert_to") or [postmaster], "monitoring.alert_to")))
+    for i, a in enumerate(to):
+        # Alertmanager hands its mail to the primary's port 25, which relays for nobody.
+        if a != postmaster and a not in local:
+            r.fail(f"monitoring.alert_to[{i}]", f"'{a}' is not a mailbox or alias of this system "
+                                                f"(make an alias that forwards there)")
+    return Monitoring(r.setting(raw, "monitoring.interval", r.duration),
+                      r.setting(raw, "monitoring.alert_after", r.duration), to)
 
 
 def _spam(r, raw):

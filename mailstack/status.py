@@ -123,8 +123,9 @@ def mta_sts_checks(system, resolver, context):
     return checks
 
 
-def host_checks(fqdn, report):
-    """Rows from one host's mailstack-status report (mailstack/host/status.py)."""
+def host_checks(fqdn, report, queue_max=100):
+    """Rows from one host's mailstack-status report (mailstack/host/status.py);
+    queue_max: more messages waiting need attention (the data's queue.warn_messages)."""
     if not report:
         return [Check("host", fqdn, "no answer")]
     checks = []
@@ -140,9 +141,10 @@ def host_checks(fqdn, report):
                             f"until {report['certificate']['not_after']}"))
     if report.get("queue") is not None:
         q = report["queue"]
-        checks.append(Check("queue", fqdn, f"oldest message waits {q['oldest'] // 60} min"
-                            if q["oldest"] > QUEUE_MAX_AGE else "",
-                            f"{q['messages']} message(s)"))
+        stuck = [f"{q['messages']} messages waiting"] if q["messages"] > queue_max else []
+        if q["oldest"] > QUEUE_MAX_AGE:
+            stuck.append(f"oldest message waits {q['oldest'] // 60} min")
+        checks.append(Check("queue", fqdn, "; ".join(stuck), f"{q['messages']} message(s)"))
     full = [f"{path} {used}%" for path, used in sorted(report["disk"].items()) if used >= DISK_WARN]
     checks.append(Check("disk", fqdn, "; ".join(full),
                         ", ".join(f"{p} {u}%" for p, u in sorted(report["disk"].items()))))

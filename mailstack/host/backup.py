@@ -45,6 +45,8 @@ PASSPHRASE = f"{CLIENT_CONFIG}/passphrase"
 KEY = f"{CLIENT_CONFIG}/id_ed25519"
 KNOWN_HOSTS = f"{CLIENT_CONFIG}/known_hosts"
 STATUS = f"{STATE}/status.json"
+# Where the node exporter reads metrics written by programs (its textfile collector).
+METRICS = "/var/lib/prometheus/node-exporter/mailstack_backup.prom"
 ROUNDCUBE_SQLITE = "/var/lib/dbconfig-common/sqlite3/roundcube/roundcube"
 REDIS_RDB = "/var/lib/redis/dump.rdb"
 # Stopped while a host's state is put back, started again in this order (settings
@@ -148,6 +150,24 @@ def write_status(status):
     with open(f"{STATUS}.new", "w") as f:
         json.dump(status, f, indent=1, sort_keys=True)
     os.replace(f"{STATUS}.new", STATUS)
+    write_metrics(status)
+
+
+def write_metrics(status):
+    """The last success and failure as metrics for Prometheus, where the host runs
+    its node exporter (roles/metrics.py reads METRICS' directory)."""
+    if not os.path.isdir(os.path.dirname(METRICS)):
+        return
+    lines = []
+    for name in ("last_success", "last_failure"):
+        if status.get(name):
+            stamp = datetime.datetime.fromisoformat(status[name]).timestamp()
+            lines += [f"# TYPE mailstack_backup_{name}_timestamp_seconds gauge",
+                      f"mailstack_backup_{name}_timestamp_seconds {stamp:.0f}"]
+    with open(f"{METRICS}.new", "w") as f:
+        f.write("".join(line + "\n" for line in lines))
+    os.chmod(f"{METRICS}.new", 0o644)
+    os.replace(f"{METRICS}.new", METRICS)
 
 
 def run(settings, args):

@@ -1,6 +1,12 @@
 """mailstack-status: what `mailstack status` asks each host, as one JSON object.
 
     mailstack-status [--peer HOST:PORT ...]
+    mailstack-status --metrics FILE [--address IP --dnsbl ZONE ...]
+
+With --metrics, the same facts (and rspamd's counters, and whether the host's
+address is on each blocklist) are written as Prometheus metrics to FILE, for the
+node exporter's textfile collector (a timer runs it where a monitoring host reads
+this host: roles/metrics.py).
 
 services   every service and timer this kit runs that is enabled here: its state
            (anything but "active" needs attention), and the units systemd lists failed
@@ -18,6 +24,7 @@ import shutil
 import socket
 import subprocess
 import time
+import urllib.request
 
 CERT = "/etc/letsencrypt/live/mailstack/cert.pem"
 # Units of this kit (and Debian's, that it enables) that must run where enabled.
@@ -97,10 +104,73 @@ def peers(targets):
     return reached
 
 
+def listed(address, zone):
+    """Whether an IPv4 address is on a DNS blocklist (any A answer), asked of this
+    host's resolver."""
+    try:
+        socket.gethostbyname(".".join(reversed(address.split("."))) + "." + zone)
+        return True
+    except OSError:
+        return False
+
+
+def rspamd_counters():
+    """rspamd's own counters (its controller on loopback, no password there)."""
+    try:
+        with urllib.request.urlopen("http://127.0.0.1:11334/stat", timeout=5) as r:
+            stat = json.load(r)
+    except (OSError, ValueError):
+        return None
+    return {"scanned": stat.get("scanned", 0), "actions": stat.get("actions", {})}
+
+
+def metrics(now, address=None, dnsbls=()):
+    """The Prometheus text exposition of this host's facts."""
+    out = []
+
+    def metric(name, value, help_text, labels=None, kind="gauge"):
+        if not any(line.startswith(f"# TYPE {name} ") for line in out):
+            out.extend([f"# HELP {name} {help_text}", f"# TYPE {name} {kind}"])
+        label = "{" + ",".join(f'{k}="{v}"' for k, v in sorted(labels.items())) + "}" if labels else ""
+        out.append(f"{name}{label} {value}")
+    q = queue(now)
+    if q is not None:
+        metric("mailstack_queue_messages", q["messages"], "Messages in Postfix's queue.")
+        metric("mailstack_queue_oldest_seconds", q["oldest"], "Age of the oldest message in the queue.")
+    cert = certificate(now)
+    if cert:
+        metric("mailstack_certificate_expiry_timestamp_seconds", int(now + cert["seconds_left"]),
+               "When the ACME certificate expires.")
+    for zone in dnsbls if address else ():
+        metric("mailstack_dnsbl_listed", int(listed(address, zone)), "1 if this host is on the blocklist.",
+               {"zone": zone})
+    counters = rspamd_counters()
+    if counters:
+        metric("mailstack_rspamd_scanned_total", counters["scanned"], "Messages rspamd has scanned.",
+               kind="counter")
+        for action, count in sorted(counters["actions"].items()):
+            metric("mailstack_rspamd_actions_total", count, "Messages per rspamd action.",
+                   {"action": action}, kind="counter")
+    return "".join(line + "\n" for line in out)
+
+
+def write_atomically(path, text):
+    with open(f"{path}.new", "w") as f:
+        f.write(text)
+    os.chmod(f"{path}.new", 0o644)
+    os.replace(f"{path}.new", path)
+
+
 def main(argv=None):
     p = argparse.ArgumentParser(prog="mailstack-status")
     p.add_argument("--peer", action="append", default=[], metavar="HOST:PORT")
+    p.add_argument("--metrics", metavar="FILE")
+    p.add_argument("--address")
+    p.add_argument("--dnsbl", action="append", default=[], metavar="ZONE")
     args = p.parse_args(argv)
     now = time.time()
+    if args.metrics:
+        write_atomically(args.metrics, metrics(now, args.address, args.dnsbl))
+        return
     print(json.dumps({"services": services(), "certificate": certificate(now), "queue": queue(now),
                       "disk": disk(), "quota": quota(), "peers": peers(args.peer)}, sort_keys=True))

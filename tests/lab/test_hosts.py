@@ -5,30 +5,36 @@ import pytest
 from mailstack import releases
 
 SERVICES = {
-    "dns": ["ssh", "knot", "unbound", "systemd-journald", "nftables", "fail2ban", "nullmailer"],
+    "dns": ["ssh", "knot", "unbound", "systemd-journald", "nftables", "fail2ban", "nullmailer",
+            "prometheus-node-exporter"],
     "mx1": ["ssh", "postfix", "dovecot", "rspamd", "redis-server", "mailstack-expire.timer",
             "certbot.timer", "nginx", "postfix-mta-sts-resolver", "{php_fpm}", "systemd-journald",
-            "nftables", "fail2ban", "mailstack-password.socket"],
+            "nftables", "fail2ban", "mailstack-password.socket", "prometheus-node-exporter"],
     "mx2": ["ssh", "postfix", "rspamd", "redis-server", "nginx", "postfix-mta-sts-resolver",
-            "certbot.timer", "systemd-journald", "nftables", "fail2ban"],
-    "backup": ["ssh", "systemd-journald", "nftables", "fail2ban", "nullmailer"],
+            "certbot.timer", "systemd-journald", "nftables", "fail2ban", "prometheus-node-exporter"],
+    "backup": ["ssh", "systemd-journald", "nftables", "fail2ban", "nullmailer",
+               "prometheus", "prometheus-alertmanager", "prometheus-node-exporter"],
     "outside": ["ssh", "postfix", "opendkim", "pebble", "nginx", "systemd-journald"],
 }
 # Listening TCP sockets, as "address:port" ("*" = every address).
 LISTENING = {
-    "dns": {"*:22", "127.0.0.1:53", "{address}:53", "127.0.0.2:53", "{address}:5300"},
+    "dns": {"*:22", "127.0.0.1:53", "{address}:53", "127.0.0.2:53", "{address}:5300",
+            "{address}:9100"},                                     # node exporter
     "mx1": {"*:22", "*:25", "*:465", "*:587", "*:110", "*:143", "*:993", "*:995", "*:4190",
             "*:80", "*:443",                                       # ACME, MTA-STS (nginx)
             "127.0.0.1:8461",                                      # MTA-STS resolver
             "127.0.0.1:12340", "{address}:12340",                  # Dovecot quota-status
             "127.0.0.1:106",                                       # password changes
             "127.0.0.1:11332", "127.0.0.1:11333", "127.0.0.1:11334",  # rspamd
-            "127.0.0.1:6379", "[::1]:6379"},                        # redis
+            "127.0.0.1:6379", "[::1]:6379",                         # redis
+            "{address}:9100"},                                     # node exporter
     "mx2": {"*:22", "*:25", "*:80", "*:443",
             "127.0.0.1:8461",                                      # MTA-STS resolver
             "127.0.0.1:11332", "127.0.0.1:11333", "127.0.0.1:11334",  # rspamd
-            "127.0.0.1:6379", "[::1]:6379"},                        # redis
-    "backup": {"*:22"},
+            "127.0.0.1:6379", "[::1]:6379",                         # redis
+            "{address}:9100"},                                     # node exporter
+    "backup": {"*:22", "{address}:9100",                           # node exporter
+               "127.0.0.1:9090", "127.0.0.1:9093"},                # Prometheus, Alertmanager
     "outside": {"*:22", "*:25", "*:587", "*:443", "*:14000", "*:15000", "127.0.0.1:8891"},
 }
 

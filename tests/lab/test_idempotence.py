@@ -13,7 +13,7 @@ ALLOWED_TO_CHANGE = {}
 
 HOSTS = ["mx1.acme.test:    {address: 10.66.0.11, roles: [primary_mx]",
          "mx2.acme.test:    {address: 10.66.0.12, roles: [backup_mx]",
-         "backup.acme.test: {address: 10.66.0.13, roles: [backup]",
+         "backup.acme.test: {address: 10.66.0.13, roles: [backup, monitoring]",
          "dns.acme.test:    {address: 10.66.0.10, roles: [dns]"]
 INVENTORY = """from pathlib import Path
 from mailstack.inventory import inventory

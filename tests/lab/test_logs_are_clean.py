@@ -198,12 +198,32 @@ PROVOKED = [INJECTED] + [
     *scenario("test_smarthost.py", "outside",
               r"SSL_accept error from mx1\.acme\.test\[10\.66\.0\.11\]: (-1|lost connection)",
               r"warning: TLS library problem: error:0A[0-9A-F]{6}:SSL routines::\S+ alert [a-z ]+"),
-    # status names a stopped Dovecot on mx1; mail arriving meanwhile waits at RCPT, as
-    # its quota answer cannot be had.
-    *scenario("test_status.py", "mx1", DOVECOT_STOPPED,
+    # status: mail for mx1 waits at mx2 while mx1's Postfix is stopped.
+    *scenario("test_status.py::test_mail_piling_up_at_the_backup_mx_while_the_primary_is_down_is_named_until_"
+              "it_is_delivered", "mx2",
+              r"connect to mx1\.acme\.test\[10\.66\.0\.11\]:25: Connection refused",
+              r"to=<[^>]+>, relay=none, .*status=deferred \((delivery temporarily suspended: )?connect to "
+              r"mx1\.acme\.test\[10\.66\.0\.11\]:25: Connection refused\)"),
+    # ... which mx2 hands over once mx1 is back (globex.test: no greylisting either way).
+    *scenario("test_status.py::test_mail_piling_up_at_the_backup_mx_while_the_primary_is_down_is_named_until_"
+              "it_is_delivered", "mx1",
+              r"cannot apply settings rule no_greylisting_\d+ \(id=[0-9a-f]+\): settings has been already applied "
+              r"by rule from_backup_mx"),
+    # ... and the other hosts' system mail (nullmailer) too, if they send then.
+    *scenario("test_status.py::test_mail_piling_up_at_the_backup_mx_while_the_primary_is_down_is_named_until_"
+              "it_is_delivered", "*", r"(smtp: Failed: Connect failed|Sending failed|Connection refused)"),
+    # status names a stopped Dovecot on mx1, and monitoring alerts on it; mail arriving
+    # meanwhile waits at RCPT, as its quota answer cannot be had.
+    *[p for name in ("test_status.py", "test_monitoring.py") for p in scenario(name, "mx1", DOVECOT_STOPPED,
               r"warning: (connect to|problem talking to server) 127\.0\.0\.1:12340: Connection refused",
               r"NOQUEUE: reject: RCPT from \S+\[10\.66\.0\.\d+\]: 451 4\.3\.5 <[^>]+>: Recipient address "
-              r"rejected: Server configuration problem"),
+              r"rejected: Server configuration problem")],
+    # Alertmanager's mail waits while Dovecot is down on mx1 (451 at RCPT), and the
+    # scenario's deploys of the monitoring host close their SSH sessions.
+    *scenario("test_monitoring.py", "backup",
+              r'msg="Notify attempt failed, will retry later".*451 4\.3\.5',
+              r'msg="Notify for alerts failed".*451 4\.3\.5'),
+    *scenario("test_monitoring.py", "*", SSH_CLOSED),
     # A member's rights changed and back: the two deploys change rspamd's senders map,
     # and rspamd 3.4 (Debian 12) drops Postfix's idle milter connections as it restarts.
     *scenario("test_shared_mailboxes.py", "mx1",

@@ -4,6 +4,7 @@ again once the fault is fixed."""
 import json
 import subprocess
 import sys
+import time
 
 import dns.query
 import dns.update
@@ -13,7 +14,8 @@ from mailstack.__main__ import inventory_system
 from mailstack.publish import _keyring
 
 from .conftest import ROOT
-from .mailclient import wait_until
+from .mailclient import message, wait_until
+from .test_backup_mx import mx2, mx2_smtp  # noqa: F401 (a fixture)
 
 INVENTORY = "inventory/lab.py"
 ARTIFACTS = ROOT / ".lab" / "artifacts"
@@ -115,3 +117,45 @@ def test_an_mx_listed_on_a_blocklist_is_named_until_it_is_delisted(lab, hosts, b
     finally:
         outside.run_expect([0], ": > /var/lib/rbldns/listed")
     wait_until(lambda: status(lab)[1][row] == "", timeout=60, what="status still names mx1 after its delisting")
+
+
+def test_a_certificate_about_to_expire_is_named_until_it_is_renewed(lab, hosts, backed_up):
+    """A certificate of 5 days (same key, so DANE still matches) where mx2's is kept."""
+    mx2 = hosts["mx2"]
+    live = "/etc/letsencrypt/live/mailstack"
+    mx2.run_expect([0], f"mv {live}/cert.pem {live}/cert.pem.status-test && "
+                        f"openssl req -x509 -key {live}/privkey.pem -subj /CN=mx2.acme.test -days 5 "
+                        f"-out {live}/cert.pem")
+    try:
+        code, rows = status(lab)
+        assert code == 1 and rows[("certificate", "mx2.acme.test")] == "expires in 4 days", rows
+        keep_table(lab, "status-certificate-expiring.txt")
+    finally:
+        mx2.run_expect([0], f"mv {live}/cert.pem.status-test {live}/cert.pem")
+    code, rows = status(lab)
+    assert rows[("certificate", "mx2.acme.test")] == "" and problems(rows) == {}, rows
+
+
+def test_mail_piling_up_at_the_backup_mx_while_the_primary_is_down_is_named_until_it_is_delivered(
+        lab, hosts, mx2, backed_up):
+    """mx1's Postfix stopped: the mail mx2 accepts for it waits in mx2's queue; more than
+    the data's queue.warn_messages (10 in the lab) is named; once mx1 is back and mx2
+    retries, the queue empties and the row is green."""
+    primary, backup = hosts["mx1"], hosts["mx2"]
+    tag = f"queue-{time.time_ns()}"
+    primary.run_expect([0], "systemctl stop postfix")
+    try:
+        with mx2_smtp(mx2) as s:       # globex.test: no greylisting
+            for i in range(12):
+                s.sendmail("someone@example.test", ["dave@globex.test"],
+                           message("someone@example.test", "dave@globex.test", f"{tag} {i}")[1])
+        wait_until(lambda: status(lab)[1][("queue", "mx2.acme.test")].endswith("messages waiting"),
+                   timeout=60, what="status did not name mx2's queue")
+        code, rows = status(lab)
+        assert code == 1 and int(rows[("queue", "mx2.acme.test")].split()[0]) >= 12, rows
+        keep_table(lab, "status-queue-full.txt")
+    finally:
+        primary.run_expect([0], "systemctl start postfix")
+    backup.run_expect([0], "postqueue -f")
+    wait_until(lambda: status(lab)[1][("queue", "mx2.acme.test")] == "", timeout=120,
+               what="mx2's queue was still named after mx1 came back")

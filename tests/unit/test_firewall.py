@@ -56,3 +56,14 @@ def test_bad_ssh_from_and_fail2ban_settings_are_refused(write_data):
                        ("fail2ban: {ignore: ['10.0.0.0/8; reboot']}", "fail2ban.ignore[0]")):
         with pytest.raises(DataError, match=field.replace("[", r"\[").replace("]", r"\]")):
             load_system(write_data(bad + "\n" + WITH_ALL_ROLES))
+
+
+def test_metrics_are_open_to_the_monitoring_hosts_only(write_data):
+    system = load_system(write_data(VALID.replace(
+        "hosts:\n", "hosts:\n  watch.example.org: {address: 192.0.2.30, roles: [backup, monitoring]}\n")))
+    by_name = {h.fqdn: h for h in system.hosts}
+    mx1 = rules(system, by_name["mx1.example.org"])
+    assert mx1.restricted[("tcp", 9100)] == {"192.0.2.30"}
+    assert 9100 not in mx1.public["tcp"]
+    without = load_system(write_data(VALID, name="other.yml"))
+    assert ("tcp", 9100) not in rules(without, without.primary_mx).restricted

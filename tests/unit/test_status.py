@@ -43,6 +43,19 @@ def test_each_fault_on_a_host_is_named():
         ("mx reachable", "mx1.example.org -> mx2.example.org:25"): "no answer"}
 
 
+def test_a_queue_holding_more_than_the_data_allows_is_named():
+    full = {**WELL, "queue": {"messages": 12, "oldest": 60}}
+    assert problems(status.host_checks("mx2.example.org", full, queue_max=10)) == {
+        ("queue", "mx2.example.org"): "12 messages waiting"}
+    assert problems(status.host_checks("mx2.example.org", full, queue_max=12)) == {}
+    assert problems(status.host_checks("mx2.example.org", full)) == {}      # 100 by default
+
+
+def test_the_queue_threshold_is_read_from_the_data():
+    assert load_system("mail.yml", text=VALID).queue.warn_messages == 100
+    assert load_system("mail.yml", text="queue: {warn_messages: 7}\n" + VALID).queue.warn_messages == 7
+
+
 def test_a_host_that_does_not_answer_is_a_problem():
     assert problems(status.host_checks("mx2.example.org", None)) == {("host", "mx2.example.org"): "no answer"}
     assert status.parse_host_reports({"mx2.example.org": "sudo: command not found"}) == {"mx2.example.org": None}
