@@ -233,7 +233,7 @@ def backup_status(inventory, as_json=False):
     sys.exit(0 if ok else 1)
 
 
-def status(inventory, as_json=False, resolver=None, ca=None):
+def status(inventory, as_json=False, resolver=None, ca=None, html=None, chart_range="7d"):
     import dns.flags
     import dns.resolver
 
@@ -261,27 +261,64 @@ def status(inventory, as_json=False, resolver=None, ca=None):
     checks += st.mta_sts_checks(system, lookup, context)
     checks += st.dnsbl_checks(system, lookup)
     print(json.dumps(st.as_json(system.name, checks), indent=2) if as_json else st.table(system.name, checks))
+    if html:
+        write_page(inventory, system, checks, html, chart_range)
     sys.exit(1 if any(c.problem for c in checks) else 0)
+
+
+def write_page(inventory, system, checks, path, chart_range):
+    """The status page: the checks, the DMARC summary of the same time and, where a
+    host monitors the system, its charts over that time."""
+    from . import page
+    from .facts import run_on
+    from .model import DataError, parse_duration
+    try:
+        seconds = parse_duration(chart_range, "--chart-range")
+    except DataError as e:
+        sys.exit(f"mailstack: {e}")
+    summary = reports_summary(inventory, system, seconds)
+    history = None
+    watchers = system.hosts_with("monitoring")
+    if watchers:
+        out = run_on(inventory, watchers[0].fqdn, f"/usr/local/sbin/mailstack-status --history {seconds}",
+                     check=False).get(watchers[0].fqdn, "")
+        try:
+            history = json.loads(out.strip().splitlines()[-1])
+        except (json.JSONDecodeError, IndexError):
+            history = {}
+    with open(path, "w") as f:
+        f.write(page.render(system.name, checks, summary and summary[0], history, span=chart_range))
+
+
+def reports_summary(inventory, system, seconds):
+    """(summary, unreadable) of the reports that reached the reporting address in
+    `seconds`, or None when that address is no mailbox of the system."""
+    from . import reports as rp
+    from .facts import run_on
+    mailboxes = system.owners(system.dns.dmarc_reports)
+    if not mailboxes:
+        return None
+    out = run_on(inventory, system.primary_mx.fqdn, rp.FETCH_COMMAND.format(
+        since=seconds, mailboxes=" ".join(shlex.quote(m) for m in mailboxes)))
+    parsed, unreadable = rp.parse(out.get(system.primary_mx.fqdn, ""))
+    return rp.summary(system, parsed), unreadable
 
 
 def reports(inventory, since="7d", as_json=False, mail=False):
     import base64
 
     from . import reports as rp
-    from .facts import run_here, run_on
+    from .facts import run_here
     from .model import DataError, parse_duration
     system, _ = inventory_system(inventory)
     try:
         seconds = parse_duration(since, "--since")
     except DataError as e:
         sys.exit(f"mailstack: {e}")
-    mailboxes = system.owners(system.dns.dmarc_reports)
-    if not mailboxes:
+    found = reports_summary(inventory, system, seconds)
+    if found is None:
         sys.exit(f"mailstack: the reports go to {system.dns.dmarc_reports}, not a mailbox of {system.name}")
-    out = run_on(inventory, system.primary_mx.fqdn, rp.FETCH_COMMAND.format(
-        since=seconds, mailboxes=" ".join(shlex.quote(m) for m in mailboxes)))
-    parsed, unreadable = rp.parse(out.get(system.primary_mx.fqdn, ""))
-    result = rp.summary(system, parsed)
+    result, unreadable = found
     body = rp.text(result, unreadable)
     print(json.dumps({**result, "unreadable": unreadable}, indent=2) if as_json else body)
     if mail:
@@ -387,6 +424,10 @@ def parser():
     inventory(c)
     c.add_argument("--resolver", metavar="ADDRESS", help="ask this DNS resolver (default: this machine's)")
     c.add_argument("--ca", metavar="FILE", help="trust this CA for the MTA-STS policy (default: the system's)")
+    c.add_argument("--html", metavar="FILE", help="also write a self-contained page: the table, the DMARC "
+                                                  "summary, charts from the monitoring host")
+    c.add_argument("--chart-range", dest="chart_range", default="7d", metavar="DURATION",
+                   help="the charts' and reports' time (default 7d)")
     as_json(c)
     c = command("reports", reports, "the DMARC and TLS-RPT reports that reached the reporting "
                                     "address, per domain and source")

@@ -2,11 +2,14 @@
 
     mailstack-status [--peer HOST:PORT ...]
     mailstack-status --metrics FILE [--address IP --dnsbl ZONE ...]
+    mailstack-status --history SECONDS
 
 With --metrics, the same facts (and rspamd's counters, and whether the host's
 address is on each blocklist) are written as Prometheus metrics to FILE, for the
 node exporter's textfile collector (a timer runs it where a monitoring host reads
-this host: roles/metrics.py).
+this host: roles/metrics.py). With --history, on a monitoring host: HISTORY's
+series over the last SECONDS from the Prometheus beside it, as JSON (the charts of
+`mailstack status --html`).
 
 services   every service and timer this kit runs that is enabled here: its state
            (anything but "active" needs attention), and the units systemd lists failed
@@ -24,6 +27,7 @@ import shutil
 import socket
 import subprocess
 import time
+import urllib.parse
 import urllib.request
 
 CERT = "/etc/letsencrypt/live/mailstack/cert.pem"
@@ -154,6 +158,33 @@ def metrics(now, address=None, dnsbls=()):
     return "".join(line + "\n" for line in out)
 
 
+PROMETHEUS = "http://127.0.0.1:9090"
+SPAM_ACTIONS = "reject|add header|rewrite subject"
+# name -> PromQL ({w}: the rate window); each answer a series per host, or one for all.
+HISTORY = {
+    "volume": "sum by (host) (rate(mailstack_rspamd_scanned_total[{w}])) * 3600",
+    "spam": f'sum(rate(mailstack_rspamd_actions_total{{{{action=~"{SPAM_ACTIONS}"}}}}[{{w}}])) '
+            "/ sum(rate(mailstack_rspamd_scanned_total[{w}]))",
+    "queue": "sum by (host) (mailstack_queue_messages)",
+}
+
+
+def history(seconds, now):
+    """{name: {label: [[time, value], ...]}} at about 200 points per series."""
+    step = max(15, int(seconds / 200))
+    window = f"{max(300, 4 * step)}s"
+    out = {}
+    for name, query in HISTORY.items():
+        args = urllib.parse.urlencode({"query": query.format(w=window), "start": now - seconds, "end": now,
+                                       "step": step})
+        with urllib.request.urlopen(f"{PROMETHEUS}/api/v1/query_range?{args}", timeout=30) as r:
+            result = json.load(r)["data"]["result"]
+        out[name] = {s["metric"].get("host", "all"): [[float(t), float(v)] for t, v in s["values"]
+                                                      if v not in ("NaN", "+Inf", "-Inf")]
+                     for s in result}
+    return out
+
+
 def write_atomically(path, text):
     with open(f"{path}.new", "w") as f:
         f.write(text)
@@ -167,8 +198,12 @@ def main(argv=None):
     p.add_argument("--metrics", metavar="FILE")
     p.add_argument("--address")
     p.add_argument("--dnsbl", action="append", default=[], metavar="ZONE")
+    p.add_argument("--history", type=int, metavar="SECONDS")
     args = p.parse_args(argv)
     now = time.time()
+    if args.history:
+        print(json.dumps(history(args.history, now)))
+        return
     if args.metrics:
         write_atomically(args.metrics, metrics(now, args.address, args.dnsbl))
         return

@@ -159,3 +159,43 @@ def test_mail_piling_up_at_the_backup_mx_while_the_primary_is_down_is_named_unti
     backup.run_expect([0], "postqueue -f")
     wait_until(lambda: status(lab)[1][("queue", "mx2.acme.test")] == "", timeout=120,
                what="mx2's queue was still named after mx1 came back")
+
+
+def test_the_status_page_shows_the_checks_reports_and_charts_in_a_browser(lab, hosts, backed_up, tmp_path):
+    """mailstack status --html: the page opened in Chromium (headless, no network of
+    its own) shows a row per check, the reports' section and the monitoring host's
+    charts with a line per MX; its screenshot is kept for the README."""
+    from selenium import webdriver
+    from selenium.webdriver.chrome.service import Service
+    from selenium.webdriver.common.by import By
+
+    html = ARTIFACTS / "status.html"
+    ARTIFACTS.mkdir(parents=True, exist_ok=True)
+    result = subprocess.run([sys.executable, "-m", "mailstack", "status", INVENTORY, "--json", "--html", str(html),
+                             "--chart-range", "2h", "--resolver", lab["resolver"], "--ca", lab["ca_certificate"]],
+                            cwd=ROOT, capture_output=True, text=True)
+    checks = json.loads(result.stdout)["checks"]
+    options = webdriver.ChromeOptions()
+    options.binary_location = "/usr/bin/chromium"
+    for arg in ("--headless=new", "--no-sandbox", "--disable-dev-shm-usage", "--no-first-run",
+                f"--user-data-dir={tmp_path / 'profile'}", "--window-size=1200,1700",
+                "--host-resolver-rules=MAP * ~NOTFOUND", "--disable-background-networking",
+                "--disable-component-update", "--disable-sync", "--disable-default-apps", "--no-pings"):
+        options.add_argument(arg)
+    browser = webdriver.Chrome(service=Service("/usr/bin/chromedriver"), options=options)
+    try:
+        browser.get(html.as_uri())
+        rows = browser.find_elements(By.CSS_SELECTOR, "#checks tr.ok, #checks tr.fail")
+        assert len(rows) == len(checks)
+        failing = browser.find_elements(By.CSS_SELECTOR, "#checks tr.fail")
+        assert len(failing) == sum(1 for c in checks if c["problem"])
+        assert "Who sends as our domains" in browser.find_element(By.TAG_NAME, "body").text
+        for chart in ("volume", "queue"):
+            lines = browser.find_elements(By.CSS_SELECTOR, f"#chart-{chart} polyline.series")
+            assert {line.get_attribute("data-label") for line in lines} >= {"mx1.acme.test", "mx2.acme.test"}
+            # Drawn: each line has a size on the screen.
+            assert all(line.size["width"] > 0 for line in lines), chart
+        assert browser.find_element(By.ID, "chart-spam").is_displayed()
+        browser.save_screenshot(str(ARTIFACTS / "status-page.png"))
+    finally:
+        browser.quit()
