@@ -17,11 +17,11 @@ MONITORING = "backup.acme.test"
 OUTSIDE_MAIL = "/home/catchall/Maildir/new"
 
 
-def alert_mails(outside, status):
-    """Files of Alertmanager's mails about Dovecot on mx1 with `status` (FIRING or
-    RESOLVED) in outside's Maildir; the subject names the alert, the host and the
-    service ("[RESOLVED] ServiceDown mx1.acme.test dovecot.service")."""
-    subject = f"^Subject: \\[{status}(:[0-9]+)?\\] ServiceDown mx1\\.acme\\.test dovecot\\.service"
+def alert_mails(outside, status, about="ServiceDown mx1.acme.test dovecot.service"):
+    """Files of Alertmanager's mails with `status` (FIRING or RESOLVED) in outside's
+    Maildir; the subject names the alert, the host and the service or blocklist
+    ("[RESOLVED] ServiceDown mx1.acme.test dovecot.service")."""
+    subject = f"^Subject: \\[{status}(:[0-9]+)?\\] " + about.replace(".", "\\.")
     out = outside.run(f"grep -lE '{subject}' {OUTSIDE_MAIL}/* 2>/dev/null").stdout
     return set(out.split())
 
@@ -35,11 +35,12 @@ def prometheus(hosts, query):
     return json.loads(out)["data"]["result"]
 
 
-@pytest.fixture
-def quick_alerts(tmp_path):
+@pytest.fixture(scope="module")
+def quick_alerts(tmp_path_factory):
     """The lab's data with alerts after 10 s (30 min otherwise), on the monitoring host
     only; the lab's own data again afterwards."""
-    deploy(lab_variant(tmp_path / "mail.yml", ("alert_after: 30m", "alert_after: 10s")), MONITORING)
+    variant = tmp_path_factory.mktemp("quick") / "mail.yml"
+    deploy(lab_variant(variant, ("alert_after: 30m", "alert_after: 10s")), MONITORING)
     yield
     deploy(LAB_DATA, MONITORING)
 
@@ -76,6 +77,36 @@ def test_a_service_down_on_mx1_mails_the_alert_address_then_its_end(hosts, quick
     wait_until(lambda: alert_mails(outside, "RESOLVED") - before["RESOLVED"], timeout=180,
                what="no mail said the alert was resolved")
     print(f"\nalert raised {fired:.0f} s after Dovecot stopped")
+
+
+LIVE = "/etc/letsencrypt/live/mailstack"
+# (alert mail's subject after the status, how to cause it, how to end it)
+FAULTS = {
+    "blocklisted": ("Blocklisted mx1.acme.test dnsbl.test",
+                    ("outside", "printf ':127.0.0.2:Sent spam to our traps\\n10.66.0.11\\n' > /var/lib/rbldns/listed"),
+                    ("outside", ": > /var/lib/rbldns/listed")),
+    # A certificate of 5 days with the same key (DANE still matches) where mx2's is kept.
+    "certificate expiring": ("CertificateExpiring mx2.acme.test",
+                             ("mx2", f"mv {LIVE}/cert.pem {LIVE}/cert.pem.monitoring-test && openssl req -x509 "
+                                     f"-key {LIVE}/privkey.pem -subj /CN=mx2.acme.test -days 5 -out {LIVE}/cert.pem"),
+                             ("mx2", f"mv {LIVE}/cert.pem.monitoring-test {LIVE}/cert.pem")),
+}
+
+
+@pytest.mark.parametrize("fault", FAULTS)
+def test_a_fault_found_by_the_hosts_own_checks_mails_the_alert_address_then_its_end(hosts, quick_alerts, fault):
+    about, (where, cause), (_, end) = FAULTS[fault]
+    outside = hosts["outside"]
+    before = {s: alert_mails(outside, s, about) for s in ("FIRING", "RESOLVED")}
+    hosts[where].run_expect([0], cause)
+    try:
+        # The host's timer (30 s), the rule's 10 s, Alertmanager's group wait.
+        wait_until(lambda: alert_mails(outside, "FIRING", about) - before["FIRING"], timeout=150,
+                   what=f"no alert mail for: {about}")
+    finally:
+        hosts[where].run_expect([0], end)
+    wait_until(lambda: alert_mails(outside, "RESOLVED", about) - before["RESOLVED"], timeout=150,
+               what=f"no mail said it was resolved: {about}")
 
 
 # Each rule's series, from each host it is about.
