@@ -4,7 +4,7 @@ system may reach. Everything else is dropped (roles/firewall.py)."""
 from dataclasses import dataclass, field
 
 from .dovecot import QUOTA_STATUS_PORT
-from .monitoring import NODE_EXPORTER_PORT
+from .monitoring import DOVECOT_STATS_PORT, NODE_EXPORTER_PORT
 from .model import Host, MailSystem
 
 SSH = 22
@@ -48,6 +48,8 @@ def rules(system: MailSystem, host: Host, dns_port=53, lab_network=None) -> Rule
     if watchers:
         # Metrics, for the monitoring hosts only.
         r.allow("tcp", NODE_EXPORTER_PORT, watchers)
+        if "primary_mx" in host.roles:
+            r.allow("tcp", DOVECOT_STATS_PORT, watchers)
     ssh = set(system.firewall.ssh_from)
     if "backup" in host.roles:
         # Backed-up hosts reach their repositories over SSH (their keys run nothing else).

@@ -8,6 +8,7 @@ from .model import MailSystem
 ALERTMANAGER = "127.0.0.1:9093"
 
 NODE_EXPORTER_PORT = 9100
+DOVECOT_STATS_PORT = 9900       # Dovecot's OpenMetrics, on the primary
 # Where the node exporter reads the files programs write (Debian's default).
 TEXTFILES = "/var/lib/prometheus/node-exporter"
 # mailstack-status --metrics runs at most this often (seconds): each run asks
@@ -48,7 +49,8 @@ def prometheus_config(system: MailSystem) -> str:
         "global": {"scrape_interval": interval, "evaluation_interval": interval},
         "rule_files": ["/etc/prometheus/mailstack.rules.yml"],
         "alerting": {"alertmanagers": [{"static_configs": [{"targets": [ALERTMANAGER]}]}]},
-        "scrape_configs": [job("node", system.hosts, NODE_EXPORTER_PORT)],
+        "scrape_configs": [job("node", system.hosts, NODE_EXPORTER_PORT),
+                           job("dovecot", [system.primary_mx], DOVECOT_STATS_PORT)],
     }, sort_keys=False)
 
 

@@ -12,6 +12,7 @@ from mailstack.dovecot import (QUOTA_STATUS_PORT, VMAIL_UID, offboarded_settings
 from mailstack.host.offboarded import SETTINGS as OFFBOARDED
 from mailstack.host.shared import SETTINGS as SHARED
 from mailstack.host.password import CHANGES, PASSWD, SERVICES, parse_changes
+from mailstack.monitoring import DOVECOT_STATS_PORT
 # Roundcube's password changes (poppassd protocol, roles/webmail.py), on loopback.
 PASSWORD_PORT = 106
 from roles import Service, release
@@ -43,8 +44,10 @@ class Dovecot(Service):
         # Passwords users changed on this host (mailstack-password) stay changed.
         changes = parse_changes(host.get_fact(Command, f"cat {CHANGES} 2>/dev/null || true") or "")
         self.program("mailstack-password")
+        # Dovecot's own statistics, where a monitoring host reads them.
+        stats_port = DOVECOT_STATS_PORT if mail.hosts_with("monitoring") else None
         self.template("/etc/dovecot/dovecot.conf", tls_cert=CERT, tls_key=KEY,
-                      vmail_uid=VMAIL_UID, quota_status_port=QUOTA_STATUS_PORT)
+                      vmail_uid=VMAIL_UID, quota_status_port=QUOTA_STATUS_PORT, stats_port=stats_port)
         self.program("mailstack-quota-warning")
         # Mailboxes brought over from an old provider (mailstack migrate).
         self.program("mailstack-migrate")

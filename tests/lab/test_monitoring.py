@@ -120,6 +120,9 @@ SERIES = {
     "mailstack_certificate_expiry_timestamp_seconds": {"mx1.acme.test", "mx2.acme.test"},
     'mailstack_dnsbl_listed{zone="dnsbl.test"}': {"mx1.acme.test", "mx2.acme.test"},
     "mailstack_rspamd_scanned_total": {"mx1.acme.test", "mx2.acme.test"},
+    # Dovecot's own OpenMetrics, from the primary.
+    'dovecot_auth_success_total{job="dovecot"}': {"mx1.acme.test"},
+    'dovecot_mail_delivery_total{job="dovecot"}': {"mx1.acme.test"},
 }
 
 
@@ -137,7 +140,7 @@ def test_backups_are_watched_on_every_host_that_is_backed_up(hosts):
         what="no backup metric from mx2")
 
 
-@pytest.mark.parametrize("port", [9100])
+@pytest.mark.parametrize("port", [9100, 9900])       # node exporter, Dovecot
 def test_the_exporters_answer_the_monitoring_host_and_nobody_else(lab, hosts, port):
     mx1 = lab["hosts"]["mx1"]["address"]
     # The whole answer: a reader that hangs up early makes the exporter log errors.

@@ -65,5 +65,9 @@ def test_metrics_are_open_to_the_monitoring_hosts_only(write_data):
     mx1 = rules(system, by_name["mx1.example.org"])
     assert mx1.restricted[("tcp", 9100)] == {"192.0.2.30"}
     assert 9100 not in mx1.public["tcp"]
+    # Dovecot's statistics: on the primary only, for the same hosts.
+    assert mx1.restricted[("tcp", 9900)] == {"192.0.2.30"}
+    assert ("tcp", 9900) not in rules(system, by_name["mx2.example.org"]).restricted
     without = load_system(write_data(VALID, name="other.yml"))
     assert ("tcp", 9100) not in rules(without, without.primary_mx).restricted
+    assert ("tcp", 9900) not in rules(without, without.primary_mx).restricted

@@ -17,7 +17,8 @@ def test_prometheus_reads_every_host_by_name(write_data):
     jobs = {j["job_name"]: {c["targets"][0]: c["labels"]["host"] for c in j["static_configs"]}
             for j in config["scrape_configs"]}
     assert jobs == {"node": {"192.0.2.30:9100": "watch.example.org", "192.0.2.10:9100": "mx1.example.org",
-                             "192.0.2.11:9100": "mx2.example.org"}}
+                             "192.0.2.11:9100": "mx2.example.org"},
+                    "dovecot": {"192.0.2.10:9900": "mx1.example.org"}}
     assert config["global"] == {"scrape_interval": "15s", "evaluation_interval": "15s"}
 
 
