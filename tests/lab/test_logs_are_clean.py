@@ -224,6 +224,12 @@ PROVOKED = [INJECTED] + [
               r'msg="Notify attempt failed, will retry later".*451 4\.3\.5',
               r'msg="Notify for alerts failed".*451 4\.3\.5'),
     *scenario("test_monitoring.py", "*", SSH_CLOSED),
+    # Outside's Postfix stopped to fill mx1's queue: mx1 cannot hand its mail over.
+    *scenario("test_monitoring.py::test_a_fault_found_by_the_hosts_own_checks_mails_the_alert_address_then_its_end"
+              "[queue growing]", "mx1",
+              r"connect to mail\.example\.test\[10\.66\.0\.20\]:25: Connection refused",
+              r"to=<[^>]+>, relay=none, .*status=deferred \((delivery temporarily suspended: )?connect to "
+              r"mail\.example\.test\[10\.66\.0\.20\]:25: Connection refused\)"),
     # A member's rights changed and back: the two deploys change rspamd's senders map,
     # and rspamd 3.4 (Debian 12) drops Postfix's idle milter connections as it restarts.
     *scenario("test_shared_mailboxes.py", "mx1",

@@ -80,31 +80,46 @@ def test_a_service_down_on_mx1_mails_the_alert_address_then_its_end(hosts, quick
 
 
 LIVE = "/etc/letsencrypt/live/mailstack"
-# (alert mail's subject after the status, how to cause it, how to end it)
+# (alert mail's subject after the status, [(host, command)] that cause it, [...] that end it)
 FAULTS = {
     "blocklisted": ("Blocklisted mx1.acme.test dnsbl.test",
-                    ("outside", "printf ':127.0.0.2:Sent spam to our traps\\n10.66.0.11\\n' > /var/lib/rbldns/listed"),
-                    ("outside", ": > /var/lib/rbldns/listed")),
+                    [("outside", "printf ':127.0.0.2:Sent spam to our traps\\n10.66.0.11\\n' > /var/lib/rbldns/listed")],
+                    [("outside", ": > /var/lib/rbldns/listed")]),
     # A certificate of 5 days with the same key (DANE still matches) where mx2's is kept.
     "certificate expiring": ("CertificateExpiring mx2.acme.test",
-                             ("mx2", f"mv {LIVE}/cert.pem {LIVE}/cert.pem.monitoring-test && openssl req -x509 "
-                                     f"-key {LIVE}/privkey.pem -subj /CN=mx2.acme.test -days 5 -out {LIVE}/cert.pem"),
-                             ("mx2", f"mv {LIVE}/cert.pem.monitoring-test {LIVE}/cert.pem")),
+                             [("mx2", f"mv {LIVE}/cert.pem {LIVE}/cert.pem.monitoring-test && openssl req -x509 "
+                                      f"-key {LIVE}/privkey.pem -subj /CN=mx2.acme.test -days 5 -out {LIVE}/cert.pem")],
+                             [("mx2", f"mv {LIVE}/cert.pem.monitoring-test {LIVE}/cert.pem")]),
+    # Outside's Postfix stopped: 12 messages for it wait in mx1's queue (the lab warns
+    # above 10). The alert itself waits there too, and arrives once outside is back.
+    "queue growing": ("QueueGrowing mx1.acme.test",
+                      [("outside", "systemctl stop postfix"),
+                       ("mx1", "for i in $(seq 12); do printf 'Subject: queue test %s\\n\\nFor the queue.\\n' $i "
+                               "| sendmail -f alice@acme.test queue-test@example.test; done")],
+                      [("outside", "systemctl start postfix"), ("mx1", "postqueue -f")]),
 }
 
 
 @pytest.mark.parametrize("fault", FAULTS)
 def test_a_fault_found_by_the_hosts_own_checks_mails_the_alert_address_then_its_end(hosts, quick_alerts, fault):
-    about, (where, cause), (_, end) = FAULTS[fault]
+    about, cause, end = FAULTS[fault]
     outside = hosts["outside"]
     before = {s: alert_mails(outside, s, about) for s in ("FIRING", "RESOLVED")}
-    hosts[where].run_expect([0], cause)
+    tried = mails_tried(hosts)
+    for where, command in cause:
+        hosts[where].run_expect([0], command)
     try:
-        # The host's timer (30 s), the rule's 10 s, Alertmanager's group wait.
-        wait_until(lambda: alert_mails(outside, "FIRING", about) - before["FIRING"], timeout=150,
-                   what=f"no alert mail for: {about}")
+        # The host's timer (30 s), the rule's 10 s, Alertmanager's group wait; then
+        # Alertmanager mails it (with outside's Postfix stopped, the mail waits at mx1).
+        wait_until(lambda: mails_tried(hosts) > tried, timeout=150, what=f"no alert mailed for: {about}")
+        if fault != "queue growing":
+            wait_until(lambda: alert_mails(outside, "FIRING", about) - before["FIRING"], timeout=60,
+                       what=f"the alert mail did not arrive: {about}")
     finally:
-        hosts[where].run_expect([0], end)
+        for where, command in end:
+            hosts[where].run_expect([0], command)
+    wait_until(lambda: alert_mails(outside, "FIRING", about) - before["FIRING"], timeout=120,
+               what=f"the alert mail did not arrive: {about}")
     wait_until(lambda: alert_mails(outside, "RESOLVED", about) - before["RESOLVED"], timeout=150,
                what=f"no mail said it was resolved: {about}")
 

@@ -153,6 +153,7 @@ def test_mail_piling_up_at_the_backup_mx_while_the_primary_is_down_is_named_unti
                    timeout=60, what="status did not name mx2's queue")
         code, rows = status(lab)
         assert code == 1 and int(rows[("queue", "mx2.acme.test")].split()[0]) >= 12, rows
+        assert rows[("mx reachable", "mx2.acme.test -> mx1.acme.test:25")] == "no answer", rows
         keep_table(lab, "status-queue-full.txt")
     finally:
         primary.run_expect([0], "systemctl start postfix")
