@@ -29,8 +29,20 @@ from mailstack.host import PROGRAMS, launcher
 TEMPLATES = Path(__file__).resolve().parent.parent / "templates"
 
 
+# host name -> its release, read once per deploy: pyinfra 3 keeps no fact cache, and
+# every template asks (one SSH round trip each, ~60 ms).
+_RELEASES = {}
+
+
 def release():
-    """The Debian release the current host runs (from its /etc/os-release)."""
+    """The Debian release the current host runs (from its /etc/os-release, read once
+    per deploy run: a deploy never changes it)."""
+    if host.name not in _RELEASES:
+        _RELEASES[host.name] = _read_release()
+    return _RELEASES[host.name]
+
+
+def _read_release():
     distro = host.get_fact(LinuxDistribution)
     codename = (distro.get("release_meta") or {}).get("VERSION_CODENAME", "")
     if distro.get("name") != "Debian":
