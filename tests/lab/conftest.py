@@ -142,3 +142,27 @@ def pytest_collection_modifyitems(config, items):
 def pytest_configure(config):
     config.addinivalue_line("markers", "after_all: run after every other test")
     config.addinivalue_line("markers", "mail_hosts_on(release): needs mx1 and mx2 on this Debian release")
+
+
+# Seconds per scenario module (setup, call and teardown), printed after the run and
+# kept in .lab/artifacts/suite-times.txt: the slowest scenarios, visible.
+MODULE_SECONDS = {}
+
+
+def pytest_runtest_logreport(report):
+    module = report.nodeid.split("::")[0]
+    MODULE_SECONDS[module] = MODULE_SECONDS.get(module, 0.0) + report.duration
+
+
+def pytest_terminal_summary(terminalreporter):
+    if not MODULE_SECONDS:
+        return
+    lines = [f"{seconds:8.1f} s  {module}" for module, seconds in
+             sorted(MODULE_SECONDS.items(), key=lambda kv: -kv[1])]
+    lines.append(f"{sum(MODULE_SECONDS.values()):8.1f} s  in all")
+    terminalreporter.write_sep("=", "seconds per scenario module")
+    for line in lines:
+        terminalreporter.write_line(line)
+    artifacts = ROOT / ".lab" / "artifacts"
+    artifacts.mkdir(parents=True, exist_ok=True)
+    (artifacts / "suite-times.txt").write_text("\n".join(lines) + "\n")
