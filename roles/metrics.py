@@ -9,6 +9,7 @@ and stops when /var/log/mail.log is missing."""
 import shlex
 
 from pyinfra import host
+from pyinfra.facts.server import Command
 
 from mailstack.monitoring import METRICS_EVERY, NODE_EXPORTER_PORT, TEXTFILES, unit_include, watched_units
 from roles import Service, release
@@ -21,9 +22,12 @@ class Metrics(Service):
 
     def configure(self):
         units = watched_units(host.data.mail, host.groups, release())
+        # Without udev (a container) the disk statistics collector logs an error at
+        # every start; such a host has no disks of its own to report.
+        udev = host.get_fact(Command, "test -d /run/udev/data && echo yes || echo no") == "yes"
         self.node = [self.template("/etc/default/prometheus-node-exporter", address=host.data.address,
                                    port=NODE_EXPORTER_PORT, units=unit_include(units), textfiles=TEXTFILES,
-                                   watch=False)]
+                                   diskstats=udev, watch=False)]
         mail = host.data.mail
         me = next(h for h in mail.hosts if h.fqdn == host.data.fqdn)
         command = ["/usr/local/sbin/mailstack-status", "--metrics", f"{TEXTFILES}/mailstack.prom"]

@@ -64,8 +64,19 @@ def certificate(now):
             "seconds_left": int(end.replace(tzinfo=datetime.timezone.utc).timestamp() - now)}
 
 
+def postfix_running():
+    """Whether Postfix's master runs (its pid file names a live process): postqueue
+    with Postfix stopped reads the queue directly and logs a warning each time."""
+    try:
+        with open("/var/spool/postfix/pid/master.pid") as f:
+            os.kill(int(f.read().strip()), 0)
+        return True
+    except (OSError, ValueError):
+        return False
+
+
 def queue(now):
-    if not shutil.which("postqueue"):
+    if not shutil.which("postqueue") or not postfix_running():
         return None
     arrivals = [json.loads(line)["arrival_time"] for line in (run("postqueue", "-j") or "").splitlines()
                 if line.strip()]
