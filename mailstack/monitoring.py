@@ -4,6 +4,7 @@ as YAML from here (Prometheus' own {{ $labels }} templates would fight Jinja's).
 import yaml
 
 from .model import MailSystem
+from .status import BACKUP_MAX_AGE, CERT_WARN, DISK_WARN, QUEUE_MAX_AGE
 
 ALERTMANAGER = "127.0.0.1:9093"
 
@@ -55,7 +56,7 @@ def prometheus_config(system: MailSystem) -> str:
 
 
 # (name, expression, summary): each fires once its expression has held for
-# monitoring.alert_after. Only series with our host label: what Debian's default
+# monitoring.alert_after, at the thresholds `mailstack status` uses. Only series with our host label: what Debian's default
 # configuration scraped in the minute between the package's start and ours is not
 # a host of the system. The mailstack_* series come from mailstack-status --metrics
 # (mailstack/host/status.py), the backups' from mailstack-backup.
@@ -64,18 +65,18 @@ RULES = (
     ("ServiceDown", 'node_systemd_unit_state{state="active", host!=""} == 0',
      "{{ $labels.name }} is not running on {{ $labels.host }}"),
     ("DiskFilling", 'node_filesystem_avail_bytes{fstype!~"tmpfs|ramfs", host!=""} '
-                    '/ node_filesystem_size_bytes < 0.1',
+                    f"/ node_filesystem_size_bytes < {1 - DISK_WARN / 100:g}",
      "{{ $labels.mountpoint }} on {{ $labels.host }} is more than 90% full"),
-    ("BackupOld", 'time() - mailstack_backup_last_success_timestamp_seconds{host!=""} > 26 * 3600',
+    ("BackupOld", 'time() - mailstack_backup_last_success_timestamp_seconds{host!=""} > ' + str(BACKUP_MAX_AGE),
      "the last backup of {{ $labels.host }} is more than 26 hours old"),
     ("BackupFailed", 'mailstack_backup_last_failure_timestamp_seconds{host!=""} > '
                      "mailstack_backup_last_success_timestamp_seconds",
      "the last backup of {{ $labels.host }} failed"),
     ("QueueGrowing", 'mailstack_queue_messages{host!=""} > {warn_messages}',
      "{{ $value }} messages wait in the queue of {{ $labels.host }}"),
-    ("DeliveryFailing", 'mailstack_queue_oldest_seconds{host!=""} > 3600',
+    ("DeliveryFailing", 'mailstack_queue_oldest_seconds{host!=""} > ' + str(QUEUE_MAX_AGE),
      "a message has waited more than an hour on {{ $labels.host }}: its delivery keeps failing"),
-    ("CertificateExpiring", 'mailstack_certificate_expiry_timestamp_seconds{host!=""} - time() < 20 * 86400',
+    ("CertificateExpiring", 'mailstack_certificate_expiry_timestamp_seconds{host!=""} - time() < ' + str(CERT_WARN),
      "the certificate of {{ $labels.host }} expires in less than 20 days (is renewal failing?)"),
     ("Blocklisted", 'mailstack_dnsbl_listed{host!=""} == 1',
      "{{ $labels.host }} is listed on the blocklist {{ $labels.zone }}"),
