@@ -43,10 +43,21 @@ SERVICES = ["postfix", "dovecot", "rspamd", "nginx", "php8.2-fpm", "php8.4-fpm",
 TIMERS = "mailstack-*.timer"
 SIEVE_BINARIES = ["/var/lib/mailstack/sieve/*.svbin", "/var/vmail/*/*/sieve/*.svbin",
                   "/var/vmail/*/*/.dovecot.svbin"]
-# Postfix stops taking mail before it stops: its listeners close (senders go to the
-# backup MX at once) while the sessions and deliveries under way end. A session cut
-# after the message was queued, before the sender heard so, makes the sender send it
-# again: one message delivered twice (seen in the upgrade scenario).
+# Postfix stops taking mail before it stops: new connections are refused (a TCP reset:
+# senders go to the backup MX at once) while the sessions and deliveries under way end,
+# then its listeners close. Closing them first cuts those sessions: Postfix's reload
+# ends the processes of each service it closes. A session cut after the message was
+# queued, before the sender heard so, makes the sender send it again: one message
+# delivered twice (seen in the upgrade scenario, twice).
+REFUSE_NEW = """table inet mailstack_drain {
+    chain input {
+        type filter hook input priority -10;
+        tcp dport { 25, 465, 587 } ct state new reject with tcp reset
+    }
+}
+"""
+# Gone whether or not it is there (nft's idiom: declare, then delete).
+REFUSE_NEW_END = "table inet mailstack_drain\ndelete table inet mailstack_drain\n"
 # Set by the operator's `mailstack upgrade` for its deploy between prepare and finish
 # (the host's FQDN): that deploy renders main.cf with the ports still closed.
 UPGRADING = "MAILSTACK_UPGRADING"
@@ -96,10 +107,10 @@ def present(units):
                                                capture_output=True).returncode == 0]
 
 
-def run(argv):
+def run(argv, input=None):
     print("mailstack-upgrade: " + " ".join(argv), flush=True)
-    subprocess.run(argv, check=True, env={**os.environ, "DEBIAN_FRONTEND": "noninteractive",
-                                           "APT_LISTCHANGES_FRONTEND": "none"})
+    subprocess.run(argv, check=True, text=True, input=input,
+                   env={**os.environ, "DEBIAN_FRONTEND": "noninteractive", "APT_LISTCHANGES_FRONTEND": "none"})
 
 
 def busy():
@@ -110,13 +121,17 @@ def busy():
 
 
 def drain(busy=busy, timeout=DRAIN_SECONDS, clock=time.monotonic, sleep=time.sleep):
-    """Close Postfix's listeners and wait (at most `timeout` s) until nothing is under
-    way; returns what still was. The deploy's main.cf opens the listeners again."""
-    run(["postconf", "-e", "master_service_disable = inet"])
-    run(["postfix", "reload"])
+    """Refuse new SMTP connections, wait (at most `timeout` s) until nothing is under
+    way, then close Postfix's listeners; returns what still was. The deploy's main.cf
+    opens the listeners again (the refusal ends with the reload: a power cut or a
+    restart clears it too)."""
+    run(["nft", "-f", "-"], input=REFUSE_NEW)
     deadline = clock() + timeout
     while (left := busy()) and clock() < deadline:
         sleep(1)
+    run(["postconf", "-e", "master_service_disable = inet"])
+    run(["postfix", "reload"])
+    run(["nft", "-f", "-"], input=REFUSE_NEW_END)
     print(f"mailstack-upgrade: Postfix takes no new mail; {left} session(s) or deliveries cut"
           if left else "mailstack-upgrade: Postfix takes no new mail; nothing under way", flush=True)
     return left
@@ -187,6 +202,7 @@ def prepare():
 def finish():
     if os.path.exists(POLICY):
         os.remove(POLICY)
+    run(["nft", "-f", "-"], input=REFUSE_NEW_END)     # prepare stopped halfway through drain()
     run(["systemctl", "daemon-reload"])
     enabled = [u for u in present(SERVICES) if subprocess.run(
         ["systemctl", "is-enabled", "--quiet", f"{u}.service"]).returncode == 0]

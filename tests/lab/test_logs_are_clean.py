@@ -59,11 +59,15 @@ FIRST_DEPLOY = [r"postconf: fatal: open /etc/postfix/main\.cf: No such file or d
                 r"fail2ban\.database +\[\d+\]: WARNING New database created",
                 r"rspamd_stat_init: error adding cache redis for symbol BAYES_(SPAM|HAM)",
                 r"compiled class header\(X-Authentication-Warning\)",
-                r"WARNING 'allowipv6' not defined in 'Definition'"]
+                r"WARNING 'allowipv6' not defined in 'Definition'",
+                # the node exporter, started by its package with every collector
+                r'level=ERROR source=diskstats_linux\.go:\d+ msg="Failed to open directory, disabling udev '
+                r'device properties" collector=diskstats path=/run/udev/data']
 # Dovecot stopped or restarted: its master says so, and when systemd's SIGTERM to the
-# service's cgroup reaches another of its processes (log, config) before the master
+# service's cgroup reaches another of its processes (log, config, stats: Debian 12's
+# Dovecot, seen since the monitoring host reads its statistics) before the master
 # ends it, so do they.
-DOVECOT_STOPPED = (r"((master|config|log\(\d+\)): Warning: Killed with signal 15 \(by pid=\d+ uid=0 code=kill\)|"
+DOVECOT_STOPPED = (r"((master|config|stats|log\(\d+\)): Warning: Killed with signal 15 \(by pid=\d+ uid=0 code=kill\)|"
                    r"log\(\d+\): Warning: Shutting down logging for '[a-z-]+: ' with \d+ clients)")
 # rspamd stopped or restarted: likewise, systemd's SIGTERM can reach a worker before
 # rspamd's main process ends it, and the main process reports the worker's end.

@@ -43,23 +43,32 @@ def test_during_the_package_step_only_sshd_may_start(tmp_path):
 
 def drained(monkeypatch, load, timeout=120):
     """Run drain() with the host's probe replaced by `load` (one figure per look)
-    and a clock that moves one second per look; returns (left, commands run)."""
-    commands, looks, now = [], iter(load), [0.0]
-    monkeypatch.setattr(upgrade, "run", commands.append)
-    left = upgrade.drain(busy=lambda: next(looks), timeout=timeout, clock=lambda: now[0],
+    and a clock that moves one second per look; returns (left, what happened in
+    order: each command run, and "look: N" for each look)."""
+    events, looks, now = [], iter(load), [0.0]
+    monkeypatch.setattr(upgrade, "run", lambda argv, input=None: events.append(
+        " ".join(argv) + (f" < {input}" if input else "")))
+
+    def look():
+        events.append(f"look: {(n := next(looks))}")
+        return n
+    left = upgrade.drain(busy=look, timeout=timeout, clock=lambda: now[0],
                          sleep=lambda s: now.__setitem__(0, now[0] + s))
-    return left, commands
+    return left, events
 
 
-def test_postfix_closes_its_listeners_then_waits_for_open_sessions_to_end(monkeypatch):
-    left, commands = drained(monkeypatch, [3, 2, 1, 0, 5])
+def test_postfix_refuses_new_sessions_lets_open_ones_end_then_closes_its_listeners(monkeypatch):
+    left, events = drained(monkeypatch, [3, 2, 1, 0, 5])
     assert left == 0
-    assert commands == [["postconf", "-e", "master_service_disable = inet"], ["postfix", "reload"]]
+    assert events == ["nft -f - < " + upgrade.REFUSE_NEW, "look: 3", "look: 2", "look: 1", "look: 0",
+                      "postconf -e master_service_disable = inet", "postfix reload",
+                      "nft -f - < " + upgrade.REFUSE_NEW_END]
+    assert "tcp dport { 25, 465, 587 } ct state new reject" in upgrade.REFUSE_NEW
 
 
 def test_sessions_that_never_end_are_cut_after_the_timeout(monkeypatch, capsys):
-    left, _ = drained(monkeypatch, [1] * 10, timeout=5)
-    assert left == 1
+    left, events = drained(monkeypatch, [1] * 10, timeout=5)
+    assert left == 1 and events[-2:] == ["postfix reload", "nft -f - < " + upgrade.REFUSE_NEW_END]
     assert "1 session(s) or deliveries cut" in capsys.readouterr().out
 
 
