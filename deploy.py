@@ -9,7 +9,7 @@ for; services (roles/) are what runs on it. See roles/__init__.py.
 from pyinfra import host
 from pyinfra.operations import apt
 
-from roles import Checkpoint
+from roles import Checkpoint, filefacts
 from roles.acme_ca import acme_ca
 from roles.backup_client import backup_client
 from roles.backup_server import backup_server
@@ -30,6 +30,9 @@ from roles.tls import tls
 from roles.tlsrpt import tlsrpt
 from roles.web import web, web_http
 from roles.webmail import webmail
+
+# The files' facts of each host in one SSH round trip, not three per file.
+filefacts.install()
 
 # pyinfra keeps each host's operations in order but not one host's against
 # another's: every host passes this point together, so DNS and the ACME CA are

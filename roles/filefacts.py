@@ -1,0 +1,123 @@
+"""What the hosts' files are like, read in one SSH round trip per host.
+
+pyinfra 3 keeps no fact cache: each unchanged file of a deploy costs three facts (the
+file, its directory, its SHA-1), one SSH round trip each, while the deploy runs.
+Each files.put, template, directory and file operation registers its path here as
+the deploy is prepared; the first of those facts asked for a host while it runs
+reads them all at once, and the answers serve until an operation changes something
+on that host (then they are read again: no answer is older than the host's last
+change).
+"""
+import functools
+import posixpath
+from collections import defaultdict
+
+from pyinfra import host as current_host
+from pyinfra.operations import files
+
+from pyinfra.api import FactBase
+from pyinfra.api import facts as pyinfra_facts
+from pyinfra.api.state import StateStage
+from pyinfra.facts.files import Directory, File, Sha1File
+
+MARK = "--mailstack-filefacts--"
+SCRIPT_MAX = 48 * 1024
+PATHS = defaultdict(set)        # host name -> the files its deploy writes
+_READ = {}                      # (run, host name) -> (its changes when read, {(fact, path): answer})
+_original = pyinfra_facts._get_fact
+
+
+class Batch(FactBase):
+    """Each command's output after a line MARK (the facts' own commands)."""
+
+    def command(self, script):
+        return script
+
+    def process(self, output):
+        return list(output)
+
+
+def register(host_name, path):
+    PATHS[host_name].add(path)
+
+
+def wanted(host_name):
+    files = sorted(PATHS[host_name])
+    dirs = sorted({posixpath.dirname(p) for p in files} - {""})
+    return ([(File, p) for p in files] + [(Sha1File, p) for p in files]
+            + [(Directory, p) for p in sorted(set(files) | set(dirs))])
+
+
+def changes(state, host):
+    """Operations that changed something on `host` so far in this run."""
+    return sum(1 for data in state.ops[host].values()
+               if data.operation_meta.is_complete() and data.operation_meta.did_change())
+
+
+def read_all(state, host):
+    facts = wanted(host.name)
+    made = [cls() for cls, _ in facts]         # a fact's process() may need its command()'s path
+    parts = [f"echo {MARK}; ( {command(fact, path)} )" for fact, (_, path) in zip(made, facts)]
+    # One shell argument holds at most 128 KiB (Linux's MAX_ARG_STRLEN): a few reads
+    # for a host with many files.
+    scripts, size = [[]], 0
+    for part in parts:
+        if size + len(part) > SCRIPT_MAX and scripts[-1]:
+            scripts.append([])
+            size = 0
+        scripts[-1].append(part)
+        size += len(part) + 2
+    lines = [line for script in scripts
+             for line in _original(state, host, Batch, None, {"script": "; ".join(script)}) or []]
+    chunks, current = [], None
+    for line in lines:
+        if line == MARK:
+            current = []
+            chunks.append(current)
+        elif current is not None:
+            current.append(line)
+    if len(chunks) != len(facts):
+        raise RuntimeError(f"{host.name}: {len(chunks)} answers to {len(facts)} file facts")
+    return {key: (fact.process(out) if out else fact.default()) for key, fact, out in zip(facts, made, chunks)}
+
+
+def command(fact, path):
+    made = fact.command(path=path)
+    return made.get_raw_value() if hasattr(made, "get_raw_value") else made
+
+
+def _get_fact(state, host, cls, args=None, kwargs=None, *rest):
+    key = (cls, (kwargs or {}).get("path"))
+    if (state.current_stage == StateStage.Execute and cls in (File, Sha1File, Directory) and not args
+            and list(kwargs or {}) == ["path"] and key[1] in PATHS[host.name] | {
+                posixpath.dirname(p) for p in PATHS[host.name]}):
+        now = changes(state, host)
+        seen = _READ.get((id(state), host.name))
+        if seen is None or seen[0] != now:
+            seen = _READ[id(state), host.name] = (now, read_all(state, host))
+        if key in seen[1]:
+            return seen[1][key]
+    return _original(state, host, cls, args, kwargs, *rest)
+
+
+# File operations whose path is read at once: the argument naming it, and its place.
+OPERATIONS = {"put": ("dest", 1), "template": ("dest", 1), "directory": ("path", 0), "file": ("path", 0)}
+
+
+def registering(op, field, place):
+    @functools.wraps(op)
+    def registered(*args, **kwargs):
+        path = kwargs.get(field, args[place] if len(args) > place else None)
+        if isinstance(path, str):
+            register(current_host.name, path)
+        return op(*args, **kwargs)
+    registered.registers = True
+    return registered
+
+
+def install():
+    """Serve the file operations' facts from one read per host (deploy.py)."""
+    pyinfra_facts._get_fact = _get_fact
+    for name, (field, place) in OPERATIONS.items():
+        if not getattr(getattr(files, name), "registers", False):
+            setattr(files, name, registering(getattr(files, name), field, place))
