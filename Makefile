@@ -7,7 +7,7 @@ export VAGRANT_CHECKPOINT_DISABLE := 1
 export VAGRANT_BOX_UPDATE_CHECK_DISABLE := 1
 export PATH := $(CURDIR)/$(VENV)/bin:$(PATH)
 
-.PHONY: lab test unit lab-test release-test deploy lab-down host venv hash-password
+.PHONY: lab test unit lab-test release-test deploy lab-down host venv hash-password bench
 
 ## host: Debian packages the operator machine needs (idempotent)
 host: .lab/host-packages.stamp
@@ -73,6 +73,13 @@ release-test: venv
 	MAILSTACK_MACHINE_RELEASES="$(RELEASE_MACHINES)" $(PY) lab/labctl up
 	MAILSTACK_MACHINE_RELEASES="$(RELEASE_MACHINES)" $(PY) lab/labctl ensure-deployed
 	MAILSTACK_MACHINE_RELEASES="$(RELEASE_MACHINES)" $(VENV)/bin/pytest -q --durations=25 $(RELEASE_TESTS)
+
+## bench: the benchmarks, on the running lab (after make lab): docs/benchmarks.md and
+##   its charts (docs/bench-*.svg); about 40 minutes. Fewer messages: make bench BENCH_ARGS="--messages 2000"
+bench: venv
+	$(PY) lab/labctl up
+	$(PY) lab/labctl ensure-deployed
+	$(PY) bench/report.py $(BENCH_ARGS)
 
 ## lab-down: destroy the lab, remove its bridge, stop its apt proxy
 lab-down: venv

@@ -2,7 +2,7 @@
 """Benchmark: the no-op deploy of a 1,000-mailbox / 50-domain system against the lab's
 own, on the lab. Prints figures; asserts nothing.
 
-    .venv/bin/python bench/scale_deploy.py [--runs 3] [--mailboxes 1000] [--domains 50]
+    .venv/bin/python bench/scale_deploy.py [--runs 3] [--mailboxes 1000] [--domains 50] [--json]
 
 The big system is bench/generate_system.py's, on the lab's hosts (MAILSTACK_LAB_DATA).
 Each figure is the median of --runs no-op deploys of the whole lab (the first deploy of
@@ -11,6 +11,7 @@ the goal is the big system within 1.5x the lab's. The lab's own data is deployed
 at the end.
 """
 import argparse
+import json
 import os
 import statistics
 import subprocess
@@ -42,6 +43,7 @@ def main():
     ap.add_argument("--runs", type=int, default=3)
     ap.add_argument("--mailboxes", type=int, default=1000)
     ap.add_argument("--domains", type=int, default=50)
+    ap.add_argument("--json", action="store_true", help="figures as JSON (bench/report.py)")
     args = ap.parse_args()
     subprocess.run(LABCTL + ["up"], cwd=ROOT, check=True, stdout=subprocess.DEVNULL)
     subprocess.run(LABCTL + ["ensure-deployed"], cwd=ROOT, check=True, stdout=subprocess.DEVNULL)
@@ -57,6 +59,12 @@ def main():
             scale = [timed(big) for _ in range(args.runs)]
         finally:
             timed(lab_data)
+    if args.json:
+        def spread(xs):
+            return {"median": statistics.median(xs), "min": min(xs), "max": max(xs), "runs": len(xs)}
+        print(json.dumps({"lab": spread(lab), "big": spread(scale), "first": first,
+                          "ratio": statistics.median(scale) / statistics.median(lab)}))
+        return
     print(f"{'no-op deploy of the whole lab':44} {'runs':>4} {'median s':>9} {'min-max s':>11}")
     print(row("the lab's data (7 mailboxes, 2 domains)", lab))
     print(row(f"{args.mailboxes} mailboxes, {args.domains} domains", scale))

@@ -1,0 +1,174 @@
+#!/usr/bin/env python3
+"""make bench: run the benchmarks on the running lab and write docs/benchmarks.md
+with SVG charts beside it (docs/bench-*.svg). Each figure is a median with its
+min-max, set against a floor measured in the same run.
+
+    .venv/bin/python bench/report.py [--messages 10000] [--runs 3] [--skip-scale]
+
+P2  no-op deploy of the whole lab (and the facts it reads), and of a 1,000-mailbox /
+    50-domain system against it (bench/scale_deploy.py)
+P3  delivery throughput with rspamd against the milter-off floor (bench/delivery.py)
+P5  whole-host memory (PSS, every process) of each lab host idle, and mx1's peak
+    during P3
+P6  the suite's time per scenario module, from the last lab run
+    (.lab/artifacts/suite-times.txt, written by tests/lab/conftest.py)
+"""
+import argparse
+import datetime
+import json
+import os
+import re
+import statistics
+import subprocess
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+PY = str(ROOT / ".venv" / "bin" / "python")
+DOCS = ROOT / "docs"
+PYINFRA = [str(ROOT / ".venv" / "bin" / "pyinfra"), "-y", "inventory/lab.py", "deploy.py"]
+PSS = "cat /proc/[0-9]*/smaps_rollup 2>/dev/null | awk '/^Pss:/ {s += $2} END {print s}'"
+# The biggest processes of a host by PSS (KiB, name).
+TOP = ("for p in /proc/[0-9]*; do awk -v n=\"$(cat $p/comm 2>/dev/null)\" '/^Pss:/ {print $2, n}' "
+       "$p/smaps_rollup 2>/dev/null; done | awk '{s[$2] += $1} END {for (n in s) print s[n], n}' | sort -rn | head -6")
+
+
+def ssh(host, script):
+    lab = json.loads((ROOT / ".lab" / "lab.json").read_text())
+    return subprocess.run(["ssh", "-F", lab["ssh_config"], host, "sudo", "sh"], input=script,
+                          capture_output=True, text=True, check=True).stdout.strip()
+
+
+def spread(xs):
+    return {"median": round(statistics.median(xs), 2), "min": round(min(xs), 2), "max": round(max(xs), 2),
+            "runs": len(xs)}
+
+
+def noop_deploys(runs):
+    times = []
+    for _ in range(runs):
+        start = time.monotonic()
+        subprocess.run(PYINFRA, cwd=ROOT, check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        times.append(time.monotonic() - start)
+    profile = subprocess.run([PY, "bench/fact_profile.py"], cwd=ROOT, capture_output=True, text=True).stderr
+    facts = re.search(r"^all +(\d+) +[\d.]+ +wall ([\d.]+) s", profile, re.M)
+    return {"seconds": spread(times), "facts": int(facts.group(1)) if facts else None}
+
+
+def memory(hosts):
+    return {h: {"pss_mib": round(int(ssh(h, PSS)) / 1024, 1),
+                "top": [(n, round(int(k) / 1024, 1)) for k, n in
+                        (line.split(maxsplit=1) for line in ssh(h, TOP).splitlines())]}
+            for h in hosts}
+
+
+def suite_times():
+    path = ROOT / ".lab" / "artifacts" / "suite-times.txt"
+    if not path.exists():
+        return None
+    rows = [line.split(maxsplit=2) for line in path.read_text().splitlines() if line.strip()]
+    return {"rows": [(r[2], float(r[0])) for r in rows if len(r) == 3],
+            "when": datetime.datetime.fromtimestamp(path.stat().st_mtime).strftime("%Y-%m-%d %H:%M")}
+
+
+def bars(name, title, rows, unit, goal=None):
+    """A horizontal bar chart (hand-written SVG) of (label, value) rows."""
+    width, left, height = 640, 260, 26
+    top = max(v for _, v in rows) or 1
+    lines = [f'<svg xmlns="http://www.w3.org/2000/svg" width="{width}" height="{40 + height * len(rows)}" '
+             f'font-family="sans-serif" font-size="12">',
+             f'<text x="8" y="18" font-weight="bold">{title}</text>']
+    for i, (label, value) in enumerate(rows):
+        y = 30 + i * height
+        w = (width - left - 80) * value / top
+        lines += [f'<text x="8" y="{y + 15}">{label}</text>',
+                  f'<rect x="{left}" y="{y + 3}" width="{w:.1f}" height="{height - 8}" fill="#4a7ab5"/>',
+                  f'<text x="{left + w + 6:.1f}" y="{y + 15}">{value:g} {unit}</text>']
+    if goal:
+        x = left + (width - left - 80) * goal / top
+        lines.append(f'<line x1="{x:.1f}" x2="{x:.1f}" y1="26" y2="{30 + height * len(rows)}" '
+                     f'stroke="#c33" stroke-dasharray="4"/>')
+    lines.append("</svg>\n")
+    (DOCS / f"bench-{name}.svg").write_text("\n".join(lines))
+    return f"![{title}](bench-{name}.svg)"
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--messages", type=int, default=10000)
+    ap.add_argument("--runs", type=int, default=3)
+    ap.add_argument("--skip-scale", action="store_true", help="leave out the 1,000-mailbox deploys")
+    args = ap.parse_args()
+    lab = json.loads((ROOT / ".lab" / "lab.json").read_text())
+    hosts = [h for h in lab["hosts"] if h != "oldmail"]
+    started = time.monotonic()
+    noop = noop_deploys(max(args.runs, 5))
+    scale = None if args.skip_scale else json.loads(subprocess.run(
+        [PY, "bench/scale_deploy.py", "--runs", str(args.runs), "--json"], cwd=ROOT, check=True,
+        capture_output=True, text=True).stdout)
+    time.sleep(30)                                  # the deploys' restarts settle
+    idle = memory(hosts)
+    delivery = json.loads(subprocess.run(
+        [PY, "bench/delivery.py", "--messages", str(args.messages), "--runs", str(args.runs), "--json"],
+        cwd=ROOT, check=True, capture_output=True, text=True).stdout)
+    suite = suite_times()
+    DOCS.mkdir(exist_ok=True)
+    when = datetime.date.today().isoformat()
+    cores = os.cpu_count()
+    n = noop["seconds"]
+    d = delivery
+    w, f = d["with_rspamd_per_s"], d["floor_per_s"]
+    out = ["# Benchmarks\n",
+           f"Written by `make bench` (bench/report.py) on {when}, on a {cores}-core machine running the lab "
+           f"(vagrant-lxc: every lab host shares these cores). Medians of the runs shown, min-max in "
+           f"brackets; each figure beside a floor measured in the same run. The whole run took "
+           f"{(time.monotonic() - started) / 60:.0f} min.\n",
+           "## P2: no-op deploy\n",
+           "| what | median | min-max | runs | goal |", "|---|---|---|---|---|",
+           f"| whole lab ({len(hosts)} hosts), zero changes | {n['median']:.1f} s | {n['min']:.1f}-{n['max']:.1f} s "
+           f"| {n['runs']} | <= 10 s |",
+           f"| facts read over SSH by one such deploy (bench/fact_profile.py) | {noop['facts']} | | 1 | |"]
+    if scale:
+        out.append(f"| 1,000 mailboxes over 50 domains, zero changes, against the lab's data in the same run "
+                   f"| {scale['big']['median']:.1f} s vs {scale['lab']['median']:.1f} s: **{scale['ratio']:.2f}x** "
+                   f"| {scale['big']['min']:.1f}-{scale['big']['max']:.1f} s | {scale['big']['runs']} | <= 1.5x |")
+    out += ["", bars("noop", "No-op deploy of the lab (s)", [("median", n["median"]), ("slowest", n["max"])],
+                     "s", goal=10), "",
+            "## P3: delivery throughput\n",
+            f"{d['messages']:,} messages of ~3 KB from `outside` (Postfix's smtp-source, 4 sessions) to one "
+            f"mailbox on mx1 over port 25, through rspamd and Dovecot's LMTP, counted in the mailbox "
+            f"(zero lost, zero twice in every run). Floor: the same with Postfix's milters off on mx1. "
+            f"Greylisting and the per-client rate limit are product features: the bench deploys a data "
+            f"variant that exempts `outside` from both.\n",
+            "| | msgs/s median | min-max | runs |", "|---|---|---|---|",
+            f"| with rspamd | {w['median']} | {w['min']}-{w['max']} | {w['runs']} |",
+            f"| milter off (floor) | {f['median']} | {f['min']}-{f['max']} | {f['runs']} |",
+            f"| **ratio** | **{d['ratio']:.2f}x** | | goal >= 0.9x |", "",
+            f"rspamd's share of the CPU time of rspamd + Postfix + Dovecot on mx1 during the runs with it: "
+            f"{d['rspamd_cpu_share']:.0%}. The sender's own CPU: {d['sender_cpu_per_wall_s']:.2f} s per second "
+            f"of run (of {cores} cores shared by every host).\n",
+            bars("delivery", "Delivery to a mailbox (messages/s)",
+                 [("with rspamd", w["median"]), ("milter off (floor)", f["median"])], "msg/s"), "",
+            "## P5: memory\n",
+            "Whole-host PSS (every process) after the deploys settled, and mx1's peak during P3.\n",
+            "| host | PSS idle | largest |", "|---|---|---|"]
+    for h, m in idle.items():
+        out.append(f"| {h} | {m['pss_mib']} MiB | " + ", ".join(f"{p} {v}" for p, v in m["top"][:4]) + " |")
+    out += ["", f"mx1: idle {idle['mx1']['pss_mib']} MiB (goal <= 256 MiB), peak during P3 "
+                f"{d['mx1_peak_pss_mib']} MiB (goal <= 512 MiB).\n",
+            bars("memory", "Whole-host PSS idle (MiB)", [(h, m["pss_mib"]) for h, m in idle.items()], "MiB"), ""]
+    out.append("## P6: the suite\n")
+    if suite:
+        out += [f"Seconds per scenario module of the last lab run ({suite['when']}), slowest first.\n",
+                "| module | s |", "|---|---|"]
+        out += [f"| {m} | {s:.0f} |" for m, s in suite["rows"]]
+        out += ["", bars("suite", "Lab scenario modules (s)", [(m.replace("tests/lab/", ""), s)
+                                                              for m, s in suite["rows"] if m != "in all"][:12], "s")]
+    else:
+        out.append("No lab run has written .lab/artifacts/suite-times.txt yet (make lab-test writes it).")
+    (DOCS / "benchmarks.md").write_text("\n".join(out) + "\n")
+    print(f"bench: wrote {DOCS / 'benchmarks.md'}")
+
+
+if __name__ == "__main__":
+    main()
