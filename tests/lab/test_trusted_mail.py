@@ -118,7 +118,8 @@ def test_while_rspamd_is_down_mail_waits_and_then_arrives_checked_and_signed(hos
         imap.logout()
     finally:
         host.run_expect([0], "systemctl start rspamd")
-    wait_until(lambda: host.run("bash -c 'exec 3<>/dev/tcp/127.0.0.1/11332'").rc == 0, 30,
+    wait_until(lambda: host.run("python3 -c 'import socket; socket.socket(socket.AF_UNIX).connect("
+                                "\"/var/spool/postfix/rspamd/milter.sock\")'").rc == 0, 30,
                "rspamd did not come back")
     # The senders retry: everything goes through rspamd now.
     assert mx1.deliver([alice["address"]], inbound) == {}

@@ -156,7 +156,7 @@ def render(name, mail, primary, **context):
 
 def main_cf(mail, primary):
     text = render("main.cf", mail, primary, tls_cert="/c.pem", tls_key="/k.pem",
-                  quota_status_port=12340, milter=types.SimpleNamespace(host="127.0.0.1", port=11332),
+                  quota_status_port=12340, milter=types.SimpleNamespace(postfix="rspamd/milter.sock"),
                   backup_mx=[h.address for h in mail.backup_mx], tlsrpt_socket=None, closed=False,
                   sasl_passwd="sasl_passwd")
     settings = {}
