@@ -12,12 +12,13 @@ import os
 
 from pyinfra import host
 from pyinfra.operations import files, server, systemd
+from pyinfra.operations.util import any_changed
 
 from mailstack.dovecot import QUOTA_STATUS_PORT
 from mailstack.host.upgrade import UPGRADING
 from mailstack.postfix import (relay_recipients, sasl_passwords, sender_logins, virtual_aliases,
                                virtual_mailboxes)
-from roles import Service
+from roles import Service, release
 from roles.rspamd import MILTER
 from roles.tls import CERT, KEY
 from roles.tlsrpt import SOCKET as TLSRPT_SOCKET
@@ -82,14 +83,22 @@ class Postfix(Service):
         # Mail for root and other local accounts goes to the postmaster.
         aliases = self.template("/etc/aliases")
         server.shell(name="postfix: newaliases", commands=["newaliases"], _if=aliases.did_change)
-        self.boot_order = self.template("/etc/systemd/system/postfix@-.service.d/mailstack.conf",
+        # The wait for rspamd goes to the unit that runs Postfix on this release (an
+        # upgraded host's other one goes).
+        unit = release().postfix_unit
+        self.boot_order = self.template(f"/etc/systemd/system/{unit}.service.d/mailstack.conf",
+                                        src="/etc/systemd/system/postfix@-.service.d/mailstack.conf",
                                         milter=MILTER, watch=False)
+        self.boot_order = [self.boot_order] + [
+            files.file(name=f"postfix: no {name} drop-in", present=False,
+                       path=f"/etc/systemd/system/{name}.service.d/mailstack.conf")
+            for name in sorted({"postfix", "postfix@-"} - {unit})]
         # With TLS-RPT, MTA-STS policies carry what Postfix reports about them.
         self.sts_resolver = self.template("/etc/mta-sts-daemon.yml", watch=False) \
             if tlsrpt_enabled() else None
 
     def activate(self):
-        systemd.daemon_reload(name="postfix: systemd reload", _if=self.boot_order.did_change)
+        systemd.daemon_reload(name="postfix: systemd reload", _if=any_changed(*self.boot_order))
         systemd.service(name="postfix: MTA-STS resolver", service="postfix-mta-sts-resolver",
                         running=True, enabled=True)
         if self.sts_resolver:
