@@ -49,9 +49,10 @@ def wanted(host_name):
 
 
 def changes(state, host):
-    """Operations that changed something on `host` so far in this run."""
+    """Operations that ran commands on `host` so far in this run (whether they then
+    succeeded or not: a failed one may have changed something too)."""
     return sum(1 for data in state.ops[host].values()
-               if data.operation_meta.is_complete() and data.operation_meta.did_change())
+               if data.operation_meta.is_complete() and data.operation_meta.executed)
 
 
 def read_all(state, host):

@@ -32,7 +32,7 @@ class Host:
 
 class Op:
     def __init__(self, changed):
-        self.operation_meta = SimpleNamespace(is_complete=lambda: True, did_change=lambda: changed)
+        self.operation_meta = SimpleNamespace(is_complete=lambda: True, executed=changed)
 
 
 @pytest.fixture
