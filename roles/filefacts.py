@@ -4,9 +4,9 @@ pyinfra 3 keeps no fact cache: each unchanged file of a deploy costs three facts
 file, its directory, its SHA-1), one SSH round trip each, while the deploy runs.
 Each files.put, template, directory and file operation registers its path here as
 the deploy is prepared; the first of those facts asked for a host while it runs
-reads them all at once, and the answers serve until an operation changes something
-on that host (then they are read again: no answer is older than the host's last
-change).
+reads them all at once. An answer serves until an operation ran commands on that
+host: a file operation makes its own path (and what is above or below it) be asked
+again, any other operation everything (read at once again at the next question).
 """
 import functools
 import posixpath
@@ -22,9 +22,19 @@ from pyinfra.facts.files import Directory, File, Sha1File
 
 MARK = "--mailstack-filefacts--"
 SCRIPT_MAX = 48 * 1024
-PATHS = defaultdict(set)        # host name -> the files its deploy writes
-_READ = {}                      # (run, host name) -> (its changes when read, {(fact, path): answer})
+FACTS = (File, Sha1File, Directory)
+PATHS = defaultdict(set)        # host name -> the paths its deploy's file operations write
+OWN = defaultdict(dict)         # host name -> {a file operation's hash: the path it writes}
+_KNOWN = {}                     # (run, host name) -> Known
 _original = pyinfra_facts._get_fact
+
+
+class Known:
+    """What is known of one host's files in one run."""
+
+    def __init__(self):
+        self.answers = None     # {(fact, path): answer}, None: read them all at the next question
+        self.counted = set()    # operations whose commands were taken into account
 
 
 class Batch(FactBase):
@@ -48,11 +58,23 @@ def wanted(host_name):
             + [(Directory, p) for p in sorted(set(files) | set(dirs))])
 
 
-def changes(state, host):
-    """Operations that ran commands on `host` so far in this run (whether they then
-    succeeded or not: a failed one may have changed something too)."""
-    return sum(1 for data in state.ops[host].values()
-               if data.operation_meta.is_complete() and data.operation_meta.executed)
+def forget(known, state, host):
+    """Drop the answers that the operations which ran commands since the last look may
+    have made wrong."""
+    for op_hash, data in state.ops[host].items():
+        meta = data.operation_meta
+        if op_hash in known.counted or not meta.is_complete():
+            continue
+        known.counted.add(op_hash)
+        if not meta.executed or known.answers is None:
+            continue
+        path = OWN[host.name].get(op_hash)
+        if path is None:
+            known.answers = None
+            continue
+        for cls, other in list(known.answers):
+            if other == path or other.startswith(path.rstrip("/") + "/") or path.startswith(other + "/"):
+                del known.answers[cls, other]
 
 
 def read_all(state, host):
@@ -88,17 +110,18 @@ def command(fact, path):
 
 
 def _get_fact(state, host, cls, args=None, kwargs=None, *rest):
-    key = (cls, (kwargs or {}).get("path"))
-    if (state.current_stage == StateStage.Execute and cls in (File, Sha1File, Directory) and not args
-            and list(kwargs or {}) == ["path"] and key[1] in PATHS[host.name] | {
-                posixpath.dirname(p) for p in PATHS[host.name]}):
-        now = changes(state, host)
-        seen = _READ.get((id(state), host.name))
-        if seen is None or seen[0] != now:
-            seen = _READ[id(state), host.name] = (now, read_all(state, host))
-        if key in seen[1]:
-            return seen[1][key]
-    return _original(state, host, cls, args, kwargs, *rest)
+    path = (kwargs or {}).get("path")
+    if not (state.current_stage == StateStage.Execute and cls in FACTS and not args
+            and list(kwargs or {}) == ["path"] and (path in PATHS[host.name] or path in {
+                posixpath.dirname(p) for p in PATHS[host.name]})):
+        return _original(state, host, cls, args, kwargs, *rest)
+    known = _KNOWN.setdefault((id(state), host.name), Known())
+    forget(known, state, host)
+    if known.answers is None:
+        known.answers = read_all(state, host)
+    if (cls, path) not in known.answers:
+        known.answers[cls, path] = _original(state, host, cls, args, kwargs, *rest)
+    return known.answers[cls, path]
 
 
 # File operations whose path is read at once: the argument naming it, and its place.
@@ -109,9 +132,12 @@ def registering(op, field, place):
     @functools.wraps(op)
     def registered(*args, **kwargs):
         path = kwargs.get(field, args[place] if len(args) > place else None)
+        meta = op(*args, **kwargs)
         if isinstance(path, str):
             register(current_host.name, path)
-        return op(*args, **kwargs)
+            if getattr(meta, "_hash", None):
+                OWN[current_host.name][meta._hash] = path
+        return meta
     registered.registers = True
     return registered
 

@@ -19,6 +19,7 @@ def shell(command):
 
 def one_by_one(state, host, cls, args=None, kwargs=None, *rest):
     """pyinfra's _get_fact, run here: the fact's own command, then its process()."""
+    state.asked.append((cls.__name__, kwargs.get("path")))
     fact = cls()
     lines = shell(filefacts.command(fact, **kwargs) if cls is not filefacts.Batch else kwargs["script"])
     if cls is filefacts.Batch:
@@ -39,9 +40,10 @@ class Op:
 def world(tmp_path, monkeypatch):
     monkeypatch.setattr(filefacts, "_original", one_by_one)
     monkeypatch.setattr(filefacts, "PATHS", filefacts.defaultdict(set))
-    monkeypatch.setattr(filefacts, "_READ", {})
+    monkeypatch.setattr(filefacts, "_KNOWN", {})
+    monkeypatch.setattr(filefacts, "OWN", filefacts.defaultdict(dict))
     host = Host()
-    state = SimpleNamespace(current_stage=StateStage.Execute, ops={host: {}}, batches=0)
+    state = SimpleNamespace(current_stage=StateStage.Execute, ops={host: {}}, batches=0, asked=[])
     (tmp_path / "etc").mkdir()
     (tmp_path / "etc" / "main.cf").write_text("myhostname = mx1.acme.test\n")
     (tmp_path / "etc" / "with space.conf").write_text("x\n")
@@ -118,3 +120,22 @@ def test_file_operations_register_their_path_once_wrapped(monkeypatch):
                                           "/etc/old"}
     assert calls[0] == ("put", ("src", "/etc/postfix/main.cf"), {"mode": "644"})
     assert len(calls) == 4
+
+
+def test_a_file_operation_that_ran_makes_only_its_own_path_be_asked_again(world):
+    state, host, paths = world
+    asked(state, host, paths)
+    filefacts.OWN[host.name]["put main.cf"] = paths[0]
+    with open(paths[0], "a") as f:
+        f.write("smtpd_tls_security_level = may\n")
+    state.ops[host]["put main.cf"] = Op(changed=True)
+    state.asked.clear()
+    after = asked(state, host, paths)
+    assert state.batches == 1
+    directory = paths[0].rsplit("/", 1)[0]
+    assert sorted(state.asked) == [("Directory", paths[0]), ("File", paths[0]), ("Sha1File", paths[0])]
+    assert after[("Sha1File", paths[0])] == hashlib.sha1(
+        b"myhostname = mx1.acme.test\nsmtpd_tls_security_level = may\n").hexdigest()
+    state.asked.clear()
+    filefacts._get_fact(state, host, Directory, (), {"path": directory})   # its directory: asked again too
+    assert state.asked == [("Directory", directory)]
