@@ -18,6 +18,7 @@ class Release:
     tlsrpt: bool             # Postfix built with libtlsrpt: it can report TLS failures (RFC 8460)
     archiver: str            # 7-Zip's /usr/bin/7z (offboarding exports): p7zip became a transitional package
     postfix_unit: str        # the unit that runs Postfix (12's postfix.service only starts its instance)
+    sshd_penalties: bool     # OpenSSH 9.8+ blocks addresses by itself (PerSourcePenalties)
 
     @property
     def php_fpm(self):
@@ -26,9 +27,9 @@ class Release:
 
 RELEASES = {r.codename: r for r in (
     Release("bookworm", 12, php="8.2", dovecot="2.3", nginx="nginx-light", tlsrpt=False,
-            archiver="p7zip-full", postfix_unit="postfix@-"),
+            archiver="p7zip-full", postfix_unit="postfix@-", sshd_penalties=False),
     Release("trixie", 13, php="8.4", dovecot="2.4", nginx="nginx", tlsrpt=True,
-            archiver="7zip", postfix_unit="postfix"),
+            archiver="7zip", postfix_unit="postfix", sshd_penalties=True),
 )}
 DEFAULT = "trixie"            # Debian's stable release
 
