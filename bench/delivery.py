@@ -35,7 +35,8 @@ import threading
 import time
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parent.parent
+from labrun import PSS, ROOT, spread, ssh
+
 sys.path.insert(0, str(ROOT))
 from mailstack.host.password import hash_password  # noqa: E402
 
@@ -70,17 +71,6 @@ for name, comm in (("rspamd", "rspamd"), ("postfix", "master"), ("dovecot", "dov
     out[name] = total / os.sysconf("SC_CLK_TCK")
 print(json.dumps(out))
 """
-# Whole-host PSS in KiB (every process).
-PSS = "cat /proc/[0-9]*/smaps_rollup 2>/dev/null | awk '/^Pss:/ {s += $2} END {print s}'"
-
-
-def ssh(host, script, check=True, shell="sh"):
-    """`script` run as root on a lab host (read from stdin: no quoting on the way)."""
-    lab = json.loads((ROOT / ".lab" / "lab.json").read_text())
-    return subprocess.run(["ssh", "-F", lab["ssh_config"], host, "sudo", shell], input=script,
-                          capture_output=True, text=True, check=check).stdout.strip()
-
-
 def deploy(data):
     subprocess.run([str(ROOT / ".venv" / "bin" / "pyinfra"), "-y", "inventory/lab.py", "deploy.py"],
                    cwd=ROOT, check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
@@ -113,7 +103,7 @@ def cpu():
     return json.loads(ssh("mx1", CPU, shell="python3"))
 
 
-def one_run(messages, sessions, milter):
+def one_run(messages, sessions, milter, data):
     subject = f"bench {secrets.token_hex(4)}"
     ssh("mx1", f"doveadm expunge -u {BOX} mailbox '*' all 2>/dev/null; "
                f"rm -rf {MAILDIR}/Maildir-expunged; true")
@@ -142,7 +132,7 @@ def one_run(messages, sessions, milter):
     sampler.join()
     after = cpu()
     if not milter:
-        deploy(LAB_DATA_NOW)                 # main.cf as the data says
+        deploy(data)                         # main.cf as the data says
     times = re.search(r"([\d.]+) ([\d.]+)$", sent)
     sender_cpu = float(times.group(1)) + float(times.group(2)) if times else None
     return {"milter": milter, "messages": messages, "held": count, "accepted_s": round(accepted, 2),
@@ -151,11 +141,7 @@ def one_run(messages, sessions, milter):
             "mx1_peak_pss_mib": round(peak[0] / 1024, 1)}
 
 
-LAB_DATA_NOW = None
-
-
 def main():
-    global LAB_DATA_NOW
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--messages", type=int, default=10000)
     ap.add_argument("--sessions", type=int, default=4)
@@ -163,14 +149,14 @@ def main():
     ap.add_argument("--json", action="store_true")
     args = ap.parse_args()
     work = Path(tempfile.mkdtemp(prefix="mailstack-bench-"))
-    LAB_DATA_NOW = variant(work)
+    data = variant(work)
     results = []
     try:
-        deploy(LAB_DATA_NOW)
+        deploy(data)
         idle = int(ssh("mx1", PSS)) / 1024
         for _ in range(args.runs):
             for milter in (True, False):
-                r = one_run(args.messages, args.sessions, milter)
+                r = one_run(args.messages, args.sessions, milter, data)
                 results.append(r)
                 print(json.dumps(r), file=sys.stderr, flush=True)
                 if r["held"] != args.messages:
@@ -184,10 +170,7 @@ def main():
 
 
 def summarize(results, idle):
-    def med(milter, key):
-        xs = [r[key] for r in results if r["milter"] is milter]
-        return {"median": statistics.median(xs), "min": min(xs), "max": max(xs), "runs": len(xs)}
-    with_, floor = med(True, "per_s"), med(False, "per_s")
+    with_, floor = (spread([r["per_s"] for r in results if r["milter"] is milter], 1) for milter in (True, False))
     share = statistics.median(r["cpu_s"]["rspamd"] / max(0.01, sum(r["cpu_s"].values()))
                               for r in results if r["milter"])
     sender = statistics.median((r["sender_cpu_s"] or 0) / r["delivered_s"] for r in results if r["milter"])

@@ -18,9 +18,9 @@ import statistics
 import subprocess
 import sys
 import time
-from pathlib import Path
 
-ROOT = Path(__file__).resolve().parent.parent
+from labrun import ROOT, spread, ssh
+
 LABCTL = [sys.executable, str(ROOT / "lab" / "labctl")]
 DEPLOY_MX1 = [str(ROOT / ".venv" / "bin" / "pyinfra"), "-y", "--limit", "mx1.acme.test", "inventory/lab.py",
               "deploy.py"]
@@ -30,10 +30,8 @@ def quiet(cmd):
     subprocess.run(cmd, cwd=ROOT, check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
 
 
-def ssh(script):
-    lab = json.loads((ROOT / ".lab" / "lab.json").read_text())
-    return subprocess.run(["ssh", "-F", lab["ssh_config"], "mx1", "sudo", "sh"], input=script,
-                          capture_output=True, text=True, check=True).stdout
+def on_mx1(script):
+    return ssh("mx1", script)
 
 
 def timed(run):
@@ -61,19 +59,16 @@ def main():
         for _ in range(args.runs):
             quiet(LABCTL + ["rebuild", "mx1"])
             deploys.append(timed(lambda: quiet(DEPLOY_MX1)))
-            command = install_command(ssh("cat /var/log/apt/history.log"))
+            command = install_command(on_mx1("cat /var/log/apt/history.log"))
             packages = len([w for w in command.split() if not w.startswith("-") and "=" not in w]) - 2
             quiet(LABCTL + ["rebuild", "mx1"])
-            floors.append(timed(lambda: ssh(f"export DEBIAN_FRONTEND=noninteractive; apt-get -q update && "
+            floors.append(timed(lambda: on_mx1(f"export DEBIAN_FRONTEND=noninteractive; apt-get -q update && "
                                             f"{command}")))
     finally:
         quiet(LABCTL + ["rebuild", "mx1"])
         quiet(LABCTL + ["deploy"])
 
-    def spread(xs):
-        return {"median": round(statistics.median(xs), 1), "min": round(min(xs), 1), "max": round(max(xs), 1),
-                "runs": len(xs)}
-    result = {"deploy": spread(deploys), "floor": spread(floors), "packages": packages,
+    result = {"deploy": spread(deploys, 1), "floor": spread(floors, 1), "packages": packages,
               "ratio": round(statistics.median(deploys) / statistics.median(floors), 2)}
     if args.json:
         print(json.dumps(result))

@@ -20,30 +20,17 @@ import datetime
 import json
 import os
 import re
-import statistics
 import subprocess
 import time
-from pathlib import Path
 
-ROOT = Path(__file__).resolve().parent.parent
+from labrun import PSS, ROOT, spread, ssh
+
 PY = str(ROOT / ".venv" / "bin" / "python")
 DOCS = ROOT / "docs"
 PYINFRA = [str(ROOT / ".venv" / "bin" / "pyinfra"), "-y", "inventory/lab.py", "deploy.py"]
-PSS = "cat /proc/[0-9]*/smaps_rollup 2>/dev/null | awk '/^Pss:/ {s += $2} END {print s}'"
 # The biggest processes of a host by PSS (KiB, name).
 TOP = ("for p in /proc/[0-9]*; do awk -v n=\"$(cat $p/comm 2>/dev/null)\" '/^Pss:/ {print $2, n}' "
        "$p/smaps_rollup 2>/dev/null; done | awk '{s[$2] += $1} END {for (n in s) print s[n], n}' | sort -rn | head -6")
-
-
-def ssh(host, script):
-    lab = json.loads((ROOT / ".lab" / "lab.json").read_text())
-    return subprocess.run(["ssh", "-F", lab["ssh_config"], host, "sudo", "sh"], input=script,
-                          capture_output=True, text=True, check=True).stdout.strip()
-
-
-def spread(xs):
-    return {"median": round(statistics.median(xs), 2), "min": round(min(xs), 2), "max": round(max(xs), 2),
-            "runs": len(xs)}
 
 
 def noop_deploys(runs):

@@ -20,7 +20,8 @@ import tempfile
 import time
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parent.parent
+from labrun import ROOT, spread
+
 PYINFRA = [str(ROOT / ".venv" / "bin" / "pyinfra"), "-y", "inventory/lab.py", "deploy.py"]
 LABCTL = [sys.executable, str(ROOT / "lab" / "labctl")]
 
@@ -60,8 +61,6 @@ def main():
         finally:
             timed(lab_data)
     if args.json:
-        def spread(xs):
-            return {"median": statistics.median(xs), "min": min(xs), "max": max(xs), "runs": len(xs)}
         print(json.dumps({"lab": spread(lab), "big": spread(scale), "first": first,
                           "ratio": statistics.median(scale) / statistics.median(lab)}))
         return

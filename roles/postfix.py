@@ -18,6 +18,7 @@ from mailstack.dovecot import QUOTA_STATUS_PORT
 from mailstack.host.upgrade import UPGRADING
 from mailstack.postfix import (relay_recipients, sasl_passwords, sender_logins, virtual_aliases,
                                virtual_mailboxes)
+from mailstack.releases import RELEASES
 from roles import Service, release
 from roles.rspamd import MILTER
 from roles.tls import CERT, KEY
@@ -86,13 +87,12 @@ class Postfix(Service):
         # The wait for rspamd goes to the unit that runs Postfix on this release (an
         # upgraded host's other one goes).
         unit = release().postfix_unit
-        self.boot_order = self.template(f"/etc/systemd/system/{unit}.service.d/mailstack.conf",
-                                        src="/etc/systemd/system/postfix@-.service.d/mailstack.conf",
-                                        milter=MILTER, watch=False)
-        self.boot_order = [self.boot_order] + [
+        others = sorted({r.postfix_unit for r in RELEASES.values()} - {unit})
+        self.boot_order = [self.template(f"/etc/systemd/system/{unit}.service.d/mailstack.conf",
+                                         src="/etc/systemd/system/postfix@-.service.d/mailstack.conf",
+                                         milter=MILTER, watch=False)] + [
             files.file(name=f"postfix: no {name} drop-in", present=False,
-                       path=f"/etc/systemd/system/{name}.service.d/mailstack.conf")
-            for name in sorted({"postfix", "postfix@-"} - {unit})]
+                       path=f"/etc/systemd/system/{name}.service.d/mailstack.conf") for name in others]
         # With TLS-RPT, MTA-STS policies carry what Postfix reports about them.
         self.sts_resolver = self.template("/etc/mta-sts-daemon.yml", watch=False) \
             if tlsrpt_enabled() else None
