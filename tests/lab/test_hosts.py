@@ -25,12 +25,12 @@ LISTENING = {
             "127.0.0.1:8461",                                      # MTA-STS resolver
             "127.0.0.1:12340", "{address}:12340",                  # Dovecot quota-status
             "127.0.0.1:106",                                       # password changes
-            "127.0.0.1:11333", "127.0.0.1:11334",                   # rspamd (its milter: a socket)
+            "127.0.0.1:11334",                                     # rspamd controller (milter: a socket)
             "127.0.0.1:6379", "[::1]:6379",                         # redis
             "{address}:9100", "{address}:9900"},                   # node exporter, Dovecot's stats
     "mx2": {"*:22", "*:25", "*:80", "*:443",
             "127.0.0.1:8461",                                      # MTA-STS resolver
-            "127.0.0.1:11333", "127.0.0.1:11334",                   # rspamd (its milter: a socket)
+            "127.0.0.1:11334",                                     # rspamd controller (milter: a socket)
             "127.0.0.1:6379", "[::1]:6379",                         # redis
             "{address}:9100"},                                     # node exporter
     "backup": {"*:22", "{address}:9100",                           # node exporter
