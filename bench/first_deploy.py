@@ -9,10 +9,12 @@ Each run: mx1 made bare (labctl rebuild), then `pyinfra --limit mx1.acme.test` t
 the apt command line that deploy ran is read from the host's own apt history; mx1
 made bare again, and `apt-get update` plus exactly that command line timed on it,
 through the same (warm) apt proxy: the floor, what installing the packages alone
-costs.
+costs. The first run's deploy is also profiled: the seconds from each operation's
+start (pyinfra's "Starting operation" line, read as it streams) to the next one's.
 """
 import argparse
 import json
+import os
 import re
 import statistics
 import subprocess
@@ -32,6 +34,28 @@ def quiet(cmd):
 
 def on_mx1(script):
     return ssh("mx1", script)
+
+
+def profiled_deploy():
+    """The deploy's time, and its operations' (name, seconds), slowest first."""
+    start = time.monotonic()
+    marks = []
+    # Unbuffered: each line arrives when pyinfra writes it.
+    with subprocess.Popen(DEPLOY_MX1, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+                          env={**os.environ, "PYTHONUNBUFFERED": "1"}) as deploy:
+        for line in deploy.stdout:
+            op = re.match(r"--> Starting operation: (.*)", line.strip())
+            if op:
+                marks.append((op.group(1).strip(), time.monotonic()))
+    if deploy.returncode:
+        raise SystemExit(f"bench: the deploy of mx1 failed ({deploy.returncode})")
+    end = time.monotonic()
+    ops = {}
+    for (name, t), (_, t_next) in zip(marks, marks[1:] + [("end", end)]):
+        ops[name] = ops.get(name, 0) + t_next - t
+    # Before the first operation: connecting, facts and preparing the operations.
+    ops["(connect, facts, prepare)"] = (marks[0][1] if marks else end) - start
+    return end - start, sorted(ops.items(), key=lambda kv: -kv[1])
 
 
 def timed(run):
@@ -54,11 +78,15 @@ def main():
     ap.add_argument("--runs", type=int, default=2)
     ap.add_argument("--json", action="store_true")
     args = ap.parse_args()
-    deploys, floors, packages = [], [], 0
+    deploys, floors, packages, profile = [], [], 0, None
     try:
-        for _ in range(args.runs):
+        for n in range(args.runs):
             quiet(LABCTL + ["rebuild", "mx1"])
-            deploys.append(timed(lambda: quiet(DEPLOY_MX1)))
+            if n == 0:
+                seconds, profile = profiled_deploy()
+                deploys.append(seconds)
+            else:
+                deploys.append(timed(lambda: quiet(DEPLOY_MX1)))
             command = install_command(on_mx1("cat /var/log/apt/history.log"))
             packages = len([w for w in command.split() if not w.startswith("-") and "=" not in w]) - 2
             quiet(LABCTL + ["rebuild", "mx1"])
@@ -69,13 +97,17 @@ def main():
         quiet(LABCTL + ["deploy"])
 
     result = {"deploy": spread(deploys, 1), "floor": spread(floors, 1), "packages": packages,
-              "ratio": round(statistics.median(deploys) / statistics.median(floors), 2)}
+              "ratio": round(statistics.median(deploys) / statistics.median(floors), 2),
+              "profile": [(name, round(t, 1)) for name, t in profile[:15]]}
     if args.json:
         print(json.dumps(result))
         return
     print(f"first deploy of a bare mx1: {result['deploy']}")
     print(f"apt floor ({packages} packages named): {result['floor']}")
     print(f"ratio: {result['ratio']}x (goal <= 1.25x)")
+    print("slowest operations of the first deploy (s):")
+    for name, t in result["profile"]:
+        print(f"  {t:6.1f}  {name}")
 
 
 if __name__ == "__main__":

@@ -10,6 +10,8 @@ P1  a bare mx1's first deploy against apt installing the same packages on an
 P2  no-op deploy of the whole lab (and the facts it reads), and of a 1,000-mailbox /
     50-domain system against it (bench/scale_deploy.py)
 P3  delivery throughput with rspamd against the milter-off floor (bench/delivery.py)
+P4  backups of 10,000 mail-like messages: restic and Borg against a full tar and an
+    incremental rsync (bench/backup_restore.py)
 P5  whole-host memory (PSS, every process) of each lab host idle, and mx1's peak
     during P3
 P6  the suite's time per scenario module, from the last lab run
@@ -45,8 +47,15 @@ def noop_deploys(runs):
     return {"seconds": spread(times), "facts": int(facts.group(1)) if facts else None}
 
 
+# Of a host's PSS, the part in anonymous and shared memory (KiB): what the kernel cannot
+# drop under pressure, unlike clean pages of mapped files (rspamd's hyperscan databases).
+ANON = ("cat /proc/[0-9]*/smaps_rollup 2>/dev/null | "
+        "awk '/^Pss_(Anon|Shmem):/ {s += $2} END {print s}'")
+
+
 def memory(hosts):
     return {h: {"pss_mib": round(int(ssh(h, PSS)) / 1024, 1),
+                "anon_mib": round(int(ssh(h, ANON)) / 1024, 1),
                 "top": [(n, round(int(k) / 1024, 1)) for k, n in
                         (line.split(maxsplit=1) for line in ssh(h, TOP).splitlines())]}
             for h in hosts}
@@ -89,6 +98,7 @@ def main():
     ap.add_argument("--runs", type=int, default=3)
     ap.add_argument("--skip-scale", action="store_true", help="leave out the 1,000-mailbox deploys")
     ap.add_argument("--skip-first", action="store_true", help="leave out P1 (it rebuilds mx1 four times)")
+    ap.add_argument("--skip-backups", action="store_true", help="leave out P4")
     args = ap.parse_args()
     lab = json.loads((ROOT / ".lab" / "lab.json").read_text())
     hosts = [h for h in lab["hosts"] if h != "oldmail"]
@@ -105,6 +115,9 @@ def main():
     delivery = json.loads(subprocess.run(
         [PY, "bench/delivery.py", "--messages", str(args.messages), "--runs", str(args.runs), "--json"],
         cwd=ROOT, check=True, capture_output=True, text=True).stdout)
+    backups = None if args.skip_backups else json.loads(subprocess.run(
+        [PY, "bench/backup_restore.py", "--rounds", str(args.runs), "--json"], cwd=ROOT, check=True,
+        capture_output=True, text=True).stdout)
     suite = suite_times()
     DOCS.mkdir(exist_ok=True)
     when = datetime.date.today().isoformat()
@@ -128,7 +141,10 @@ def main():
                 f"| apt floor | {fl['median']} s | {fl['min']}-{fl['max']} s | {fl['runs']} |",
                 f"| **ratio** | **{first['ratio']:.2f}x** | | goal <= 1.25x |", "",
                 bars("first-deploy", "Bare mx1: first deploy and the apt floor (s)",
-                     [("first deploy", fd["median"]), ("apt floor", fl["median"])], "s"), ""]
+                     [("first deploy", fd["median"]), ("apt floor", fl["median"])], "s"), "",
+                "Where the first deploy's time goes (its first run; seconds from an operation's start to "
+                "the next one's, slowest first):\n", "| operation | s |", "|---|---|"]
+        out += [f"| {name} | {t} |" for name, t in first["profile"]] + [""]
     else:
         out.append("Not measured in this run (--skip-first).\n")
     out += ["## P2: no-op deploy\n",
@@ -157,11 +173,37 @@ def main():
             f"of run (of {cores} cores shared by every host).\n",
             bars("delivery", "Delivery to a mailbox (messages/s)",
                  [("with rspamd", w["median"]), ("milter off (floor)", f["median"])], "msg/s"), "",
-            "## P5: memory\n",
-            "Whole-host PSS (every process) after the deploys settled, and mx1's peak during P3.\n",
-            "| host | PSS idle | largest |", "|---|---|---|"]
+            "## P4: backups\n"]
+    if backups:
+        b = backups["rows"]
+        out += [f"{backups['messages']:,} messages ({backups['mib']} MiB; {backups['gzipped_mib']} MiB gzipped) in "
+                f"mx1's /var/vmail: text drawn from a made-up vocabulary by Zipf's law, a quarter with an HTML "
+                f"part, one in seven with an attachment of random bytes. Seconds, median of "
+                f"{backups['rounds']} rounds [min-max]. The tools back up to the backup host (a first backup "
+                f"into an emptied repository, then one with nothing changed) and restore /var/vmail into a "
+                f"scratch directory; the floors copy the same tree with tar (mx1 -> operator -> backup host) "
+                f"and rsync (mx1 -> operator).\n",
+                "| | first backup | nothing changed | full restore | stored MiB |", "|---|---|---|---|---|"]
+        for name, r in b.items():
+            out.append(f"| {name} | " + " | ".join(f"{r[k]['median']} [{r[k]['min']}-{r[k]['max']}]"
+                                                    for k in ("first", "again", "restore"))
+                       + f" | {r['stored_mib']} |")
+        out += ["", "Nothing changed, against rsync's own incremental run: " + ", ".join(
+            f"{name} {b[name]['again']['median'] / b['rsync over ssh']['again']['median']:.2f}x"
+            for name in ("restic", "borg")) + " of rsync's time.\n",
+            bars("backups", "Backup with nothing changed (s)",
+                 [(name, r["again"]["median"]) for name, r in b.items()], "s"), ""]
+    else:
+        out.append("Not measured in this run (--skip-backups).\n")
+    out += ["## P5: memory\n",
+            "Whole-host PSS (every process) after the deploys settled, and mx1's peak during P3. "
+            "\"anonymous\" is the part in anonymous and shared memory; the rest are pages of mapped "
+            "files (programs, libraries, rspamd's compiled hyperscan databases), which the kernel can "
+            "drop and read again under pressure.\n",
+            "| host | PSS idle | anonymous | largest |", "|---|---|---|---|"]
     for h, m in idle.items():
-        out.append(f"| {h} | {m['pss_mib']} MiB | " + ", ".join(f"{p} {v}" for p, v in m["top"][:4]) + " |")
+        out.append(f"| {h} | {m['pss_mib']} MiB | {m['anon_mib']} MiB | "
+                   + ", ".join(f"{p} {v}" for p, v in m["top"][:4]) + " |")
     out += ["", f"mx1: idle {idle['mx1']['pss_mib']} MiB (goal <= 256 MiB), peak during P3 "
                 f"{d['mx1_peak_pss_mib']} MiB (goal <= 512 MiB).\n",
             bars("memory", "Whole-host PSS idle (MiB)", [(h, m["pss_mib"]) for h, m in idle.items()], "MiB"), ""]
