@@ -9,7 +9,7 @@ Each run: mx1 made bare (labctl rebuild), then `pyinfra --limit mx1.acme.test` t
 the apt command line that deploy ran is read from the host's own apt history; mx1
 made bare again, and `apt-get update` plus exactly that command line timed on it,
 through the same (warm) apt proxy: the floor, what installing the packages alone
-costs. The first run's deploy is also profiled: the seconds from each operation's
+costs. A bare mx1's whole-host PSS is the memory floor of P5. The first run's deploy is also profiled: the seconds from each operation's
 start (pyinfra's "Starting operation" line, read as it streams) to the next one's.
 """
 import argparse
@@ -21,7 +21,7 @@ import subprocess
 import sys
 import time
 
-from labrun import ROOT, spread, ssh
+from labrun import PSS, ROOT, spread, ssh
 
 LABCTL = [sys.executable, str(ROOT / "lab" / "labctl")]
 DEPLOY_MX1 = [str(ROOT / ".venv" / "bin" / "pyinfra"), "-y", "--limit", "mx1.acme.test", "inventory/lab.py",
@@ -78,10 +78,12 @@ def main():
     ap.add_argument("--runs", type=int, default=2)
     ap.add_argument("--json", action="store_true")
     args = ap.parse_args()
-    deploys, floors, packages, profile = [], [], 0, None
+    deploys, floors, packages, profile, bare = [], [], 0, None, []
     try:
         for n in range(args.runs):
             quiet(LABCTL + ["rebuild", "mx1"])
+            time.sleep(10)                      # the bare host's boot settles
+            bare.append(int(on_mx1(PSS)) / 1024)
             if n == 0:
                 seconds, profile = profiled_deploy()
                 deploys.append(seconds)
@@ -98,6 +100,7 @@ def main():
 
     result = {"deploy": spread(deploys, 1), "floor": spread(floors, 1), "packages": packages,
               "ratio": round(statistics.median(deploys) / statistics.median(floors), 2),
+              "bare_pss_mib": spread(bare, 1),
               "profile": [(name, round(t, 1)) for name, t in profile[:15]]}
     if args.json:
         print(json.dumps(result))
@@ -105,6 +108,7 @@ def main():
     print(f"first deploy of a bare mx1: {result['deploy']}")
     print(f"apt floor ({packages} packages named): {result['floor']}")
     print(f"ratio: {result['ratio']}x (goal <= 1.25x)")
+    print(f"a bare mx1's whole-host PSS (the memory floor): {result['bare_pss_mib']} MiB")
     print("slowest operations of the first deploy (s):")
     for name, t in result["profile"]:
         print(f"  {t:6.1f}  {name}")

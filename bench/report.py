@@ -204,8 +204,11 @@ def main():
     for h, m in idle.items():
         out.append(f"| {h} | {m['pss_mib']} MiB | {m['anon_mib']} MiB | "
                    + ", ".join(f"{p} {v}" for p, v in m["top"][:4]) + " |")
+    floor = (f" The floor, a bare mx1 (Debian with systemd and sshd, measured by P1): "
+             f"{first['bare_pss_mib']['median']} MiB; mx1 idle is "
+             f"{idle['mx1']['pss_mib'] / first['bare_pss_mib']['median']:.1f}x that.") if first else ""
     out += ["", f"mx1: idle {idle['mx1']['pss_mib']} MiB (goal <= 256 MiB), peak during P3 "
-                f"{d['mx1_peak_pss_mib']} MiB (goal <= 512 MiB).\n",
+                f"{d['mx1_peak_pss_mib']} MiB (goal <= 512 MiB).{floor}\n",
             bars("memory", "Whole-host PSS idle (MiB)", [(h, m["pss_mib"]) for h, m in idle.items()], "MiB"), ""]
     out.append("## P6: the suite\n")
     if suite:
