@@ -105,19 +105,19 @@ def main():
     started = time.monotonic()
     first = None if args.skip_first else json.loads(subprocess.run(
         [PY, "bench/first_deploy.py", "--runs", str(min(args.runs, 2)), "--json"], cwd=ROOT, check=True,
-        capture_output=True, text=True).stdout)
+        stdout=subprocess.PIPE, text=True).stdout)
     noop = noop_deploys(max(args.runs, 5))
     scale = None if args.skip_scale else json.loads(subprocess.run(
         [PY, "bench/scale_deploy.py", "--runs", str(args.runs), "--json"], cwd=ROOT, check=True,
-        capture_output=True, text=True).stdout)
+        stdout=subprocess.PIPE, text=True).stdout)
     time.sleep(30)                                  # the deploys' restarts settle
     idle = memory(hosts)
     delivery = json.loads(subprocess.run(
         [PY, "bench/delivery.py", "--messages", str(args.messages), "--runs", str(args.runs), "--json"],
-        cwd=ROOT, check=True, capture_output=True, text=True).stdout)
+        cwd=ROOT, check=True, stdout=subprocess.PIPE, text=True).stdout)
     backups = None if args.skip_backups else json.loads(subprocess.run(
         [PY, "bench/backup_restore.py", "--rounds", str(args.runs), "--json"], cwd=ROOT, check=True,
-        capture_output=True, text=True).stdout)
+        stdout=subprocess.PIPE, text=True).stdout)
     suite = suite_times()
     DOCS.mkdir(exist_ok=True)
     when = datetime.date.today().isoformat()
