@@ -7,10 +7,12 @@ at the end.
 
 Each run: mx1 made bare (labctl rebuild), then `pyinfra --limit mx1.acme.test` timed;
 the apt command line that deploy ran is read from the host's own apt history; mx1
-made bare again, and `apt-get update` plus exactly that command line timed on it,
+made bare again, given the deploy's apt settings (/etc/apt/apt.conf.d/01proxy: the
+lab's proxy), and `apt-get update` plus exactly that command line timed on it,
 through the same (warm) apt proxy: the floor, what installing the packages alone
-costs. A bare mx1's whole-host PSS is the memory floor of P5. The first run's deploy is also profiled: the seconds from each operation's
-start (pyinfra's "Starting operation" line, read as it streams) to the next one's.
+costs. A bare mx1's whole-host PSS is the memory floor of P5. The first run's
+deploy is also profiled: the seconds from each operation's start (pyinfra's
+"Starting operation" line, read as it streams) to the next one's.
 """
 import argparse
 import json
@@ -90,8 +92,11 @@ def main():
             else:
                 deploys.append(timed(lambda: quiet(DEPLOY_MX1)))
             command = install_command(on_mx1("cat /var/log/apt/history.log"))
+            # The deploy's own apt settings (the lab's proxy), for the floor to use the same.
+            apt_conf = on_mx1("cat /etc/apt/apt.conf.d/01proxy 2>/dev/null || true")
             packages = len([w for w in command.split() if not w.startswith("-") and "=" not in w]) - 2
             quiet(LABCTL + ["rebuild", "mx1"])
+            on_mx1(f"cat > /etc/apt/apt.conf.d/01proxy <<'EOF'\n{apt_conf}\nEOF")
             floors.append(timed(lambda: on_mx1(f"export DEBIAN_FRONTEND=noninteractive; apt-get -q update && "
                                             f"{command}")))
     finally:
