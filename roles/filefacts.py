@@ -6,7 +6,9 @@ Each files.put, template, directory and file operation registers its path here a
 the deploy is prepared; the first of those facts asked for a host while it runs
 reads them all at once. An answer serves until an operation ran commands on that
 host: a file operation makes its own path (and what is above or below it) be asked
-again, any other operation everything (read at once again at the next question).
+again, any other operation everything. After that, a question reads the paths of the
+next WINDOW file operations still to run at once (a first deploy changes the host
+every few operations: reading every path again each time cost it 20 s of 105).
 """
 import functools
 import posixpath
@@ -22,6 +24,7 @@ from pyinfra.facts.files import Directory, File, Sha1File
 
 MARK = "--mailstack-filefacts--"
 SCRIPT_MAX = 48 * 1024
+WINDOW = 24
 FACTS = (File, Sha1File, Directory)
 PATHS = defaultdict(set)        # host name -> the paths its deploy's file operations write
 OWN = defaultdict(dict)         # host name -> {a file operation's hash: the path it writes}
@@ -33,7 +36,8 @@ class Known:
     """What is known of one host's files in one run."""
 
     def __init__(self):
-        self.answers = None     # {(fact, path): answer}, None: read them all at the next question
+        self.answers = None     # {(fact, path): answer}, None: nothing read yet
+        self.read = set()       # paths (files) whose three facts are in answers
         self.counted = set()    # operations whose commands were taken into account
 
 
@@ -51,8 +55,8 @@ def register(host_name, path):
     PATHS[host_name].add(path)
 
 
-def wanted(host_name):
-    files = sorted(PATHS[host_name])
+def wanted(paths):
+    files = sorted(paths)
     dirs = sorted({posixpath.dirname(p) for p in files} - {""})
     return ([(File, p) for p in files] + [(Sha1File, p) for p in files]
             + [(Directory, p) for p in sorted(set(files) | set(dirs))])
@@ -70,15 +74,27 @@ def forget(known, state, host):
             continue
         path = OWN[host.name].get(op_hash)
         if path is None:
-            known.answers = None
+            known.answers.clear()
+            known.read.clear()
             continue
         for cls, other in list(known.answers):
             if other == path or other.startswith(path.rstrip("/") + "/") or path.startswith(other + "/"):
                 del known.answers[cls, other]
+                known.read.discard(other)
 
 
-def read_all(state, host):
-    facts = wanted(host.name)
+def upcoming(known, state, host):
+    """The paths still to be asked about, in the order their operations run (a path
+    no operation of ours registered counts as still to come)."""
+    own = OWN[host.name]
+    order = state.get_op_order() if hasattr(state, "get_op_order") else list(own)
+    ahead = [own[op] for op in order if op in own and op not in known.counted]
+    written = set(own.values())
+    return list(dict.fromkeys(ahead + sorted(p for p in PATHS[host.name] if p not in written)))
+
+
+def read_all(state, host, paths):
+    facts = wanted(paths)
     made = [cls() for cls, _ in facts]         # a fact's process() may need its command()'s path
     parts = [f"echo {MARK}; ( {command(fact, path)} )" for fact, (_, path) in zip(made, facts)]
     # One shell argument holds at most 128 KiB (Linux's MAX_ARG_STRLEN): a few reads
@@ -117,8 +133,17 @@ def _get_fact(state, host, cls, args=None, kwargs=None, *rest):
         return _original(state, host, cls, args, kwargs, *rest)
     known = _KNOWN.setdefault((id(state), host.name), Known())
     forget(known, state, host)
-    if known.answers is None:
-        known.answers = read_all(state, host)
+    if known.answers is None or (cls, path) not in known.answers:
+        ahead = [p for p in upcoming(known, state, host) if p not in known.read]
+        if known.answers is None:           # the first question: every path at once
+            known.answers = {}
+        elif path in ahead:                 # the next few operations' paths
+            ahead = [path] + [p for p in ahead if p != path][:WINDOW - 1]
+        else:                               # asked again after its own operation ran
+            ahead = []
+        if ahead:
+            known.answers.update(read_all(state, host, ahead))
+            known.read.update(ahead)
     if (cls, path) not in known.answers:
         known.answers[cls, path] = _original(state, host, cls, args, kwargs, *rest)
     return known.answers[cls, path]

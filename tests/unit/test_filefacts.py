@@ -139,3 +139,20 @@ def test_a_file_operation_that_ran_makes_only_its_own_path_be_asked_again(world)
     state.asked.clear()
     filefacts._get_fact(state, host, Directory, (), {"path": directory})   # its directory: asked again too
     assert state.asked == [("Directory", directory)]
+
+
+def test_after_the_host_changed_a_question_reads_the_next_operations_paths_only(world, monkeypatch):
+    state, host, paths = world
+    monkeypatch.setattr(filefacts, "WINDOW", 2)
+    for n, p in enumerate(paths):                   # five file operations, in this order
+        filefacts.OWN[host.name][f"op{n}"] = p
+    state.get_op_order = lambda: ["install"] + [f"op{n}" for n in range(len(paths))]
+    filefacts._get_fact(state, host, File, (), {"path": paths[0]})
+    assert state.batches == 1                       # the first question: every path
+    state.ops[host]["install"] = Op(changed=True)   # not a file operation: everything stale
+    state.ops[host]["op0"] = Op(changed=False)
+    state.asked.clear()
+    answers = {p: filefacts._get_fact(state, host, File, (), {"path": p}) for p in paths[1:]}
+    # paths 1-2, then 3-4: two reads of two paths each, no single questions.
+    assert state.batches == 3 and all(cls == "Batch" for cls, _ in state.asked)
+    assert answers == {p: one_by_one(state, host, File, (), {"path": p}) for p in paths[1:]}
