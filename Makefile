@@ -75,7 +75,7 @@ release-test: venv
 	MAILSTACK_MACHINE_RELEASES="$(RELEASE_MACHINES)" $(VENV)/bin/pytest -q --durations=25 $(RELEASE_TESTS)
 
 ## bench: the benchmarks, on the running lab (after make lab): docs/benchmarks.md and
-##   its charts (docs/bench-*.svg); about 40 minutes. Fewer messages: make bench BENCH_ARGS="--messages 2000"
+##   its charts (docs/bench-*.svg); about 35 minutes. Fewer messages: make bench BENCH_ARGS="--messages 2000"
 bench: venv
 	$(PY) lab/labctl up
 	$(PY) lab/labctl ensure-deployed

@@ -173,13 +173,13 @@ def main():
                 empty_repository(tool)
                 rows.append(tool_round())
             stored = int(ssh("backup", f"du -sm /srv/mailstack-backup/mx1.acme.test/{tool}").split()[0])
-            results[tool] = [spread(c, 1) for c in zip(*rows)] + [stored]
-        results["tar over ssh"] = [spread(c, 1) for c in zip(*(tar_round() for _ in range(args.rounds)))] \
+            results[tool] = [spread(c) for c in zip(*rows)] + [stored]
+        results["tar over ssh"] = [spread(c) for c in zip(*(tar_round() for _ in range(args.rounds)))] \
             + [size]
         if not had_rsync:
             ssh("mx1", "DEBIAN_FRONTEND=noninteractive apt-get install -y -q rsync >/dev/null")
         copy = scratch / "rsync-copy"
-        results["rsync over ssh"] = [spread(c, 1) for c in zip(*(rsync_round(copy) for _ in range(args.rounds)))] \
+        results["rsync over ssh"] = [spread(c) for c in zip(*(rsync_round(copy) for _ in range(args.rounds)))] \
             + [size]
     finally:
         if not had_rsync:
