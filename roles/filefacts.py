@@ -87,8 +87,7 @@ def upcoming(known, state, host):
     """The paths still to be asked about, in the order their operations run (a path
     no operation of ours registered counts as still to come)."""
     own = OWN[host.name]
-    order = state.get_op_order() if hasattr(state, "get_op_order") else list(own)
-    ahead = [own[op] for op in order if op in own and op not in known.counted]
+    ahead = [own[op] for op in state.get_op_order() if op in own and op not in known.counted]
     written = set(own.values())
     return list(dict.fromkeys(ahead + sorted(p for p in PATHS[host.name] if p not in written)))
 

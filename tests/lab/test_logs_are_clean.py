@@ -79,6 +79,10 @@ DOVECOT_STOPPED = (r"((master|config|stats|log\(\d+\)): Warning: Killed with sig
 DOVECOT_RELOADED = (r"master: Warning: (SIGHUP received - reloading configuration|service\(stats\): Sent SIGTERM to "
                     r"\d+ stats process(es)?|Processes aren't dying after reload, sent SIGTERM to \d+ process(es)?)",
                     r"stats: Warning: Killed with signal 15 \(by pid=\d+ uid=0 code=kill\)")
+# Postfix closed its milter connection mid-message (it stopped, lost power or was
+# reloaded): rspamd's proxy says so.
+MILTER_CUT = (r"proxy_milter_error_handler: abnormally closing milter connection from: "
+              r"unix:/var/spool/postfix/rspamd/milter\.sock, error: Unexpected EOF")
 # rspamd stopped or restarted: likewise, systemd's SIGTERM can reach a worker before
 # rspamd's main process ends it, and the main process reports the worker's end.
 RSPAMD_STOPPED = (r"rspamd_check_termination_clause: rspamd_(proxy|normal|controller) process \d+ terminated "
@@ -124,8 +128,7 @@ PROVOKED = [INJECTED] + [
               # nginx 1.26 (Debian 13) on testssl.sh's SSLv2/SSLv3 hellos.
               r"\[crit\] \d+#\d+: \*\d+ SSL_do_handshake\(\) failed \(SSL: error:0A00010B:SSL routines::"
               r"wrong version number .*client: 10\.66\.0\.20, server: 0\.0\.0\.0:443",
-              r"proxy_milter_error_handler: abnormally closing milter connection from: (127\.0\.0\.1:\d+|unix:/var/spool/postfix/rspamd/milter\.sock), "
-              r"error: Unexpected EOF"),
+              MILTER_CUT),
     *scenario("test_access_protocols.py", "mx1",
               r"(imap|pop3)-login: Disconnected: Connection closed \(auth failed, 1 attempts in \d+ secs\): "
               r"user=<(alice|bob|carol)@acme\.test>, (method=PLAIN, )?rip=10\.66\.0\.1,"),
@@ -161,8 +164,7 @@ PROVOKED = [INJECTED] + [
               r"\[error\] \d+#\d+: \*\d+ limiting requests, excess: [\d.]+ by zone \"mailstack_login\", client: " + GUESSER,
               r"NOQUEUE: reject: RCPT from \S+\[10\.66\.0\.2[01]\]: 554 5\.7\.1 <victim@example\.test>: Relay access denied"),
     *scenario("test_brute_force.py", "mx2", r"pam_systemd\(sshd:session\): Failed to release session: Interrupted system call",
-              r"proxy_milter_error_handler: abnormally closing milter connection from: (127\.0\.0\.1:\d+|unix:/var/spool/postfix/rspamd/milter\.sock), "
-              r"error: Unexpected EOF", *BOOT),                                 # mx2 rebooted (firewall)
+              MILTER_CUT, *BOOT),                                 # mx2 rebooted (firewall)
     *scenario("test_brute_force.py", "mx1",
               r"imap-login: Disconnected: Connection closed \(auth failed, 1 attempts in \d+ secs\): "
               r"user=<alice@acme\.test>, method=PLAIN, rip=10\.66\.0\.11,",   # webmail's guesses, via IMAP
@@ -184,8 +186,7 @@ PROVOKED = [INJECTED] + [
     *scenario("test_trusted_mail.py", "mx1", RSPAMD_STOPPED,                        # rspamd stopped
               r"warning: connect to Milter service unix:rspamd/milter\.sock: (Connection refused|No such file or directory)",
               r"symcache; save_items: cannot create file /var/lib/rspamd/symbols\.cache\.new",
-              r"proxy_milter_error_handler: abnormally closing milter connection from: (127\.0\.0\.1:\d+|unix:/var/spool/postfix/rspamd/milter\.sock), "
-              r"error: Unexpected EOF"),
+              MILTER_CUT),
     *scenario("test_secure_transport.py", "mx1",
               r"certificate verification failed for mail\.example\.test\[10\.66\.0\.20\]:25: self-signed certificate",
               # Postfix 3.10 (Debian 13) records the same refusal for the TLS report
@@ -247,8 +248,7 @@ PROVOKED = [INJECTED] + [
     # A member's rights changed and back: the two deploys change rspamd's senders map,
     # and rspamd 3.4 (Debian 12) drops Postfix's idle milter connections as it restarts.
     *scenario("test_shared_mailboxes.py", "mx1",
-              r"proxy_milter_error_handler: abnormally closing milter connection from: (127\.0\.0\.1:\d+|unix:/var/spool/postfix/rspamd/milter\.sock), "
-              r"error: Unexpected EOF"),
+              MILTER_CUT),
     # The primary away (outage scenarios): the backup MX cannot ask it about quotas
     # or hand mail over, and says so; Postfix on mx1 is stopped.
     *scenario("test_backup_mx.py", "mx2", r"warning: (connect to|problem talking to server) " + MX1_DOWN,
@@ -258,8 +258,7 @@ PROVOKED = [INJECTED] + [
               r"(NOQUEUE|[0-9A-F]+): reject: RCPT from " + OPERATOR + r": 554 5\.7\.1 <victim@example\.test>: "
               r"Relay access denied",
               r"spf error for domain example\.test: cannot find MX record for example\.test",
-              r"proxy_milter_error_handler: abnormally closing milter connection from: (127\.0\.0\.1:\d+|unix:/var/spool/postfix/rspamd/milter\.sock), "
-              r"error: Unexpected EOF", *BOOT),
+              MILTER_CUT, *BOOT),
     # outside, sending while mx1 is away: mail it still held for mx1 (from an earlier
     # scenario) finds mx1 gone; 200 messages at once keep its pickup too busy to wake.
     *scenario("test_backup_mx.py", "outside",
@@ -277,8 +276,7 @@ PROVOKED = [INJECTED] + [
               r"user=<(alice|bob)@acme\.test>, (method=PLAIN, )?rip=10\.66\.0\.1,",
               r"cannot apply settings rule no_greylisting_\d+ \(id=[0-9a-f]+\): settings has been already applied "
               r"by rule from_backup",                                   # mail mx2 held for globex.test
-              r"proxy_milter_error_handler: abnormally closing milter connection from: (127\.0\.0\.1:\d+|unix:/var/spool/postfix/rspamd/milter\.sock), "
-              r"error: Unexpected EOF",
+              MILTER_CUT,
               r"warning: hostname mx2\.acme\.test does not resolve to address 10\.66\.0\.12", *BOOT),
     # The upgrade to Debian 13: each mail host in turn is away (the other MX and outside
     # say so, and hold mail), its services stop and start again on new versions,
@@ -295,8 +293,7 @@ PROVOKED = [INJECTED] + [
               r"refused to start TLS)",
               r"warning: connect to Milter service unix:rspamd/milter\.sock: (Connection refused|No such file or directory)",
               r"rspamd_url_text_extract: got empty text part",                # odd mail: an empty body
-              r"proxy_milter_error_handler: abnormally closing milter connection from: (127\.0\.0\.1:\d+|unix:/var/spool/postfix/rspamd/milter\.sock), "
-              r"error: Unexpected EOF",                                     # Postfix stops, or power fails
+              MILTER_CUT,                                     # Postfix stops, or power fails
               r"rspamd_hyperscan_maybe_load: error when trying to load cached hyperscan: cannot load hyperscan "
               r"database from /var/lib/rspamd/\w+\.hs\w+\.unser: invalid version",
               r"symcache; save_items: cannot create file /var/lib/rspamd/symbols\.cache\.new",
@@ -333,8 +330,7 @@ PROVOKED = [INJECTED] + [
               r"(imap|pop3)-login: Disconnected: Connection closed \(auth failed, 1 attempts in \d+ secs\): "
               r"user=<alice@acme\.test>, method=PLAIN, rip=10\.66\.0\.1,",              # wrong passphrase
               r"rspamd_url_text_extract: got empty text part",                # odd mail: an empty body
-              r"proxy_milter_error_handler: abnormally closing milter connection from: (127\.0\.0\.1:\d+|unix:/var/spool/postfix/rspamd/milter\.sock), "
-              r"error: Unexpected EOF",
+              MILTER_CUT,
               RSPAMD_STOPPED, *TLSRPT_STOPPED, *BOOT, *FIRST_DEPLOY),
     *scenario("test_backups.py", "*", SSH_CLOSED, SSH_PENALTY),
     # Offboarding: the person offboarded cannot log in (the scenario tries), and a

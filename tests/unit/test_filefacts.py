@@ -43,7 +43,8 @@ def world(tmp_path, monkeypatch):
     monkeypatch.setattr(filefacts, "_KNOWN", {})
     monkeypatch.setattr(filefacts, "OWN", filefacts.defaultdict(dict))
     host = Host()
-    state = SimpleNamespace(current_stage=StateStage.Execute, ops={host: {}}, batches=0, asked=[])
+    state = SimpleNamespace(current_stage=StateStage.Execute, ops={host: {}}, batches=0, asked=[],
+                            get_op_order=lambda: list(filefacts.OWN[host.name]))
     (tmp_path / "etc").mkdir()
     (tmp_path / "etc" / "main.cf").write_text("myhostname = mx1.acme.test\n")
     (tmp_path / "etc" / "with space.conf").write_text("x\n")
