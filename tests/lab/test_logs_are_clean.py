@@ -85,7 +85,7 @@ MILTER_CUT = (r"proxy_milter_error_handler: abnormally closing milter connection
               r"unix:/var/spool/postfix/rspamd/milter\.sock, error: Unexpected EOF")
 # rspamd stopped or restarted: likewise, systemd's SIGTERM can reach a worker before
 # rspamd's main process ends it, and the main process reports the worker's end.
-RSPAMD_STOPPED = (r"rspamd_check_termination_clause: rspamd_(proxy|normal|controller) process \d+ terminated "
+RSPAMD_STOPPED = (r"rspamd_check_termination_clause: (rspamd_proxy|normal|controller) process \d+ terminated "
                   r"abnormally with exit code 0 by signal: Terminated but NOT created core file")
 # The TLS-RPT sender restarted a second after it started (a restore starts every service
 # again): systemd's SIGTERM ends the fetcher it runs at start, which then says nothing.
